@@ -1,0 +1,1 @@
+"""Datasets: the HDF5 format, loaders (synthetic, user files), collate."""

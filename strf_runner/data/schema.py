@@ -1,0 +1,327 @@
+"""The on-disk dataset format: one HDF5 layout that every dataset is converted to.
+
+Layout (format ``strf-runner-dataset``, version 1)::
+
+    /                       attrs: format, format_version, name, dt_ms, n_neurons, n_stimuli,
+                                   audio_fs and hop (only with a waveform view), views,
+                                   plus free-form provenance attrs (strings or numbers)
+    /neurons/id             (N,) str      unique neuron ids
+    /neurons/<column>       (N,)          optional per-neuron metadata (numbers or strings)
+    /stimuli/<i:04d>/       one group per stimulus i = 0..S-1, attrs: name, type
+        responses           (N, R, T) float32, spike counts (or rates) per bin, NaN = missing trial/bin
+        spectrogram         (F, T) float32, the native spectrogram view        [optional]
+        waveform            (T * hop,) float32, mono audio at audio_fs          [optional]
+    /spectrogram_freqs      (F,) float64, centre frequency of each band in Hz  [with a spectrogram view]
+    /splits/{train,val,test} int64 stimulus indices
+    /truth/...              optional ground truth (synthetic data): free-form arrays
+
+Every stimulus carries the same views. Sample j of a waveform belongs to time bin j // hop, so the
+two views share one time grid and responses are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from strf_runner.errors import DatasetError
+
+FORMAT_NAME = "strf-runner-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+VIEWS = ("spectrogram", "waveform")
+
+
+@dataclass
+class Stimulus:
+    """One stimulus with its responses and the views of it that the dataset holds.
+
+    responses: (N, R, T) float32, NaN where a trial or bin is missing.
+    spectrogram: (F, T) float32 or None.
+    waveform: (T * hop,) float32 or None.
+    """
+
+    name: str
+    type: str
+    responses: np.ndarray
+    spectrogram: np.ndarray | None = None
+    waveform: np.ndarray | None = None
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.responses.shape[-1])
+
+
+@dataclass
+class DatasetContent:
+    """A whole dataset in memory, as written to or read from the HDF5 file."""
+
+    name: str
+    dt_ms: float
+    neuron_ids: list[str]
+    stimuli: list[Stimulus]
+    splits: dict[str, list[int]]
+    audio_fs: float | None = None
+    spectrogram_freqs: np.ndarray | None = None
+    neuron_meta: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return tuple(v for v in VIEWS if getattr(self.stimuli[0], v) is not None)
+
+    @property
+    def hop(self) -> int | None:
+        return None if self.audio_fs is None else hop_samples(self.audio_fs, self.dt_ms)
+
+
+def hop_samples(audio_fs: float, dt_ms: float, where: str = "dataset") -> int:
+    """Audio samples per time bin; the grid lock requires audio_fs * dt_ms / 1000 to be an integer."""
+    hop = audio_fs * dt_ms / 1000.0
+    if hop < 1 or abs(hop - round(hop)) > 1e-9:
+        raise DatasetError(
+            f"{where}: audio_fs={audio_fs} Hz and dt_ms={dt_ms} give {hop} samples per bin; "
+            "the grid lock needs a whole number"
+        )
+    return int(round(hop))
+
+
+def validate_content(content: DatasetContent, where: str = "dataset") -> None:
+    """Check the invariants of the format; raise DatasetError naming the first violation."""
+    if not content.stimuli:
+        raise DatasetError(f"{where}: holds no stimuli")
+    n = len(content.neuron_ids)
+    if n == 0:
+        raise DatasetError(f"{where}: /neurons/id is empty")
+    if len(set(content.neuron_ids)) != n:
+        raise DatasetError(f"{where}: /neurons/id has duplicate ids")
+    views = content.views
+    if not views:
+        raise DatasetError(f"{where}: stimulus 0 has neither a spectrogram nor a waveform view")
+    hop = None
+    if "waveform" in views:
+        if content.audio_fs is None:
+            raise DatasetError(f"{where}: has a waveform view but no audio_fs")
+        hop = hop_samples(content.audio_fs, content.dt_ms, where)
+    n_bands = None
+    if "spectrogram" in views:
+        if content.spectrogram_freqs is None:
+            raise DatasetError(f"{where}: has a spectrogram view but no /spectrogram_freqs")
+        n_bands = len(content.spectrogram_freqs)
+    for i, stim in enumerate(content.stimuli):
+        key = f"{where}: /stimuli/{i:04d}"
+        r = stim.responses
+        if r.ndim != 3 or r.shape[0] != n:
+            raise DatasetError(f"{key}/responses has shape {r.shape}; expected (N={n}, R, T)")
+        if r.shape[1] < 1 or r.shape[2] < 1:
+            raise DatasetError(f"{key}/responses has shape {r.shape}; R and T must be >= 1")
+        for view in VIEWS:
+            if (getattr(stim, view) is None) != (view not in views):
+                raise DatasetError(f"{key} views differ from stimulus 0 (which has {list(views)})")
+        if stim.spectrogram is not None:
+            s = stim.spectrogram
+            if s.ndim != 2 or s.shape != (n_bands, r.shape[2]):
+                raise DatasetError(
+                    f"{key}/spectrogram has shape {s.shape}; expected (F={n_bands}, T={r.shape[2]}) "
+                    "to match /spectrogram_freqs and responses"
+                )
+        if stim.waveform is not None:
+            w = stim.waveform
+            if w.ndim != 1 or w.shape[0] != r.shape[2] * hop:
+                raise DatasetError(
+                    f"{key}/waveform has shape {w.shape}; expected ({r.shape[2] * hop},) "
+                    f"= T={r.shape[2]} bins x hop={hop}"
+                )
+    for name, idx in content.splits.items():
+        if name not in SPLITS:
+            raise DatasetError(f"{where}: unknown split {name!r}; expected one of {SPLITS}")
+        check_split(idx, len(content.stimuli), f"{where}: split {name!r}")
+    for col, values in content.neuron_meta.items():
+        if len(values) != n:
+            raise DatasetError(f"{where}: /neurons/{col} has {len(values)} entries for {n} neurons")
+
+
+def check_split(indices: list[int], n_stimuli: int, where: str) -> None:
+    """A split must be a non-empty list of distinct stimulus indices that exist."""
+    if len(indices) == 0:
+        raise DatasetError(f"{where} is empty")
+    bad = [i for i in indices if not 0 <= int(i) < n_stimuli]
+    if bad:
+        raise DatasetError(f"{where} names stimuli {bad} but the dataset has {n_stimuli} (0..{n_stimuli - 1})")
+    if len(set(int(i) for i in indices)) != len(indices):
+        raise DatasetError(f"{where} lists a stimulus more than once: {list(indices)}")
+
+
+def write_dataset(content: DatasetContent, path: str | os.PathLike) -> Path:
+    """Validate and write ``content`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    validate_content(content, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write(f, content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write(f: h5py.File, c: DatasetContent) -> None:
+    f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION})
+    f.attrs.update({"name": c.name, "dt_ms": float(c.dt_ms), "n_neurons": len(c.neuron_ids)})
+    f.attrs.update({"n_stimuli": len(c.stimuli), "views": ",".join(c.views)})
+    if c.audio_fs is not None:
+        f.attrs.update({"audio_fs": float(c.audio_fs), "hop": c.hop})
+    for key, value in c.attrs.items():
+        f.attrs[key] = value
+    neurons = f.create_group("neurons")
+    neurons.create_dataset("id", data=np.array(c.neuron_ids, dtype=h5py.string_dtype()))
+    for col, values in c.neuron_meta.items():
+        values = np.asarray(values)
+        neurons.create_dataset(col, data=values.astype(h5py.string_dtype()) if values.dtype.kind in "UO" else values)
+    group = f.create_group("stimuli")
+    for i, stim in enumerate(c.stimuli):
+        g = group.create_group(f"{i:04d}")
+        g.attrs.update({"name": stim.name, "type": stim.type})
+        g.create_dataset("responses", data=stim.responses.astype(np.float32), **_compressed(stim.responses))
+        if stim.spectrogram is not None:
+            g.create_dataset("spectrogram", data=stim.spectrogram.astype(np.float32))
+        if stim.waveform is not None:
+            g.create_dataset("waveform", data=stim.waveform.astype(np.float32))
+    if c.spectrogram_freqs is not None:
+        f.create_dataset("spectrogram_freqs", data=np.asarray(c.spectrogram_freqs, dtype=np.float64))
+    splits = f.create_group("splits")
+    for name, idx in c.splits.items():
+        splits.create_dataset(name, data=np.asarray(idx, dtype=np.int64))
+    if c.truth:
+        truth = f.create_group("truth")
+        for key, value in c.truth.items():
+            truth.create_dataset(key, data=value, **_compressed(value))
+
+
+def _compressed(array: np.ndarray) -> dict[str, Any]:
+    """Responses are mostly small counts: shuffle + gzip shrinks them about tenfold, readable everywhere."""
+    if np.asarray(array).size < 4096:
+        return {}
+    return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+def read_dataset(path: str | os.PathLike, views: tuple[str, ...] | None = None) -> DatasetContent:
+    """Read and validate a dataset file.
+
+    views: which stimulus views to load (default: all present); a requested view that the file
+    lacks is an error naming the file and the views it has.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset file {path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            content = _read(f, path, views)
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise DatasetError(f"{path}: cannot read as a strf-runner dataset ({type(err).__name__}: {err})") from err
+    validate_content(content, str(path))
+    return content
+
+
+def _read(f: h5py.File, path: Path, views: tuple[str, ...] | None) -> DatasetContent:
+    fmt = f.attrs.get("format")
+    if fmt != FORMAT_NAME:
+        raise DatasetError(f"{path}: attribute 'format' is {fmt!r}, expected {FORMAT_NAME!r}")
+    version = int(f.attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format_version {version} is not supported (this version reads {FORMAT_VERSION})")
+    for key in ("neurons/id", "stimuli", "splits"):
+        if key not in f:
+            raise DatasetError(f"{path}: missing /{key}")
+    have = tuple(v for v in str(f.attrs.get("views", "")).split(",") if v)
+    wanted = have if views is None else tuple(views)
+    missing = [v for v in wanted if v not in have]
+    if missing:
+        raise DatasetError(f"{path}: has no {missing[0]} view (it holds: {', '.join(have) or 'none'})")
+    stimuli = []
+    for i, key in enumerate(_stimulus_keys(f, path)):
+        g = f["stimuli"][key]
+        stimuli.append(
+            Stimulus(
+                name=_str(g.attrs.get("name", f"stim{i:02d}")),
+                type=_str(g.attrs.get("type", "unknown")),
+                responses=_array(g, "responses", path, key),
+                spectrogram=_array(g, "spectrogram", path, key) if "spectrogram" in wanted else None,
+                waveform=_array(g, "waveform", path, key) if "waveform" in wanted else None,
+            )
+        )
+    neuron_ids = [_str(x) for x in f["neurons/id"][()]]
+    meta = {k: _decode(v[()]) for k, v in f["neurons"].items() if k != "id"}
+    attrs = {k: _decode(v) for k, v in f.attrs.items()}
+    for k in ("format", "format_version", "name", "dt_ms", "n_neurons", "n_stimuli", "views", "audio_fs", "hop"):
+        attrs.pop(k, None)
+    audio_fs = float(f.attrs["audio_fs"]) if "audio_fs" in f.attrs else None
+    content = DatasetContent(
+        name=_str(f.attrs.get("name", path.stem)),
+        dt_ms=float(f.attrs["dt_ms"]),
+        neuron_ids=neuron_ids,
+        stimuli=stimuli,
+        splits={k: [int(i) for i in v[()]] for k, v in f["splits"].items()},
+        audio_fs=audio_fs if "waveform" in wanted else None,
+        spectrogram_freqs=f["spectrogram_freqs"][()] if "spectrogram_freqs" in f and "spectrogram" in wanted else None,
+        neuron_meta=meta,
+        attrs=attrs,
+        truth={k: v[()] for k, v in f["truth"].items()} if "truth" in f else {},
+    )
+    if int(f.attrs.get("n_stimuli", len(stimuli))) != len(stimuli):
+        raise DatasetError(f"{path}: attribute n_stimuli={f.attrs['n_stimuli']} but /stimuli has {len(stimuli)} groups")
+    return content
+
+
+def _stimulus_keys(f: h5py.File, path: Path) -> Iterator[str]:
+    keys = sorted(f["stimuli"].keys())
+    expected = [f"{i:04d}" for i in range(len(keys))]
+    if keys != expected:
+        raise DatasetError(f"{path}: /stimuli groups must be named 0000..{len(keys) - 1:04d}; found {keys[:5]}...")
+    return iter(keys)
+
+
+def _array(g: h5py.Group, name: str, path: Path, key: str) -> np.ndarray:
+    if name not in g:
+        raise DatasetError(f"{path}: missing /stimuli/{key}/{name}")
+    data = g[name][()]
+    if data.dtype.kind != "f":
+        raise DatasetError(f"{path}: /stimuli/{key}/{name} has dtype {data.dtype}; expected floating point")
+    return data.astype(np.float32, copy=False)
+
+
+def _str(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _decode(x: Any) -> Any:
+    if isinstance(x, bytes):
+        return x.decode()
+    if isinstance(x, np.ndarray) and x.dtype.kind in "SO":
+        return np.array([_str(v) for v in x])
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,29 @@
+"""The project's own exception types.
+
+Every error a user can cause (bad config, bad data, a run dir in the way) is one of these, with a
+one-line message that names the key, file or shape at fault. The CLI prints them without a traceback.
+"""
+
+
+class StrfRunnerError(Exception):
+    """Base class of all errors raised deliberately by strf-runner."""
+
+
+class ConfigError(StrfRunnerError, ValueError):
+    """An invalid configuration value or combination (names the config key)."""
+
+
+class DatasetError(StrfRunnerError, ValueError):
+    """A dataset file is missing, corrupt or inconsistent (names the file and the field)."""
+
+
+class ShapeError(StrfRunnerError, ValueError):
+    """A tensor handed to a public function has the wrong shape (names the argument and shape)."""
+
+
+class ResultsError(StrfRunnerError):
+    """A run directory cannot be written (for example it already holds a finished run)."""
+
+
+class TrainingError(StrfRunnerError):
+    """Training cannot go on (for example the loss became NaN)."""
