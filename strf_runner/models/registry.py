@@ -1,0 +1,34 @@
+"""Readouts by config name. Adding one is a module that calls ``register`` plus a YAML file."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from torch import nn
+
+from strf_runner.errors import ConfigError
+
+READOUTS: dict[str, type[nn.Module]] = {}
+_MODULES = ("linear",)
+
+
+def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        READOUTS[name] = cls
+        return cls
+
+    return add
+
+
+def readout_class(name: str) -> type[nn.Module]:
+    """The readout class registered as ``name``; ConfigError listing the valid names otherwise."""
+    for module in _MODULES:
+        importlib.import_module(f"strf_runner.models.{module}")
+    if name not in READOUTS:
+        raise ConfigError(f"model.name={name!r} is not a model; choose one of {sorted(READOUTS)}")
+    return READOUTS[name]
+
+
+def build_readout(name: str, **kwargs: Any) -> nn.Module:
+    return readout_class(name)(**kwargs)
