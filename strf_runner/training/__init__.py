@@ -1,0 +1,1 @@
+"""Fitting: the training loop, early stopping, checkpoints and seeding."""
