@@ -1,0 +1,1 @@
+"""Run outputs: atomic run-dir writing, per-neuron tables and run summaries."""
