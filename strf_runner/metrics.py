@@ -53,6 +53,9 @@ __all__ = [
     "poisson_loss",
     "LOSSES",
     "NeuronScores",
+    "ResponseSummary",
+    "summarise_responses",
+    "score_summary",
     "score_neurons",
 ]
 
@@ -326,7 +329,52 @@ class NeuronScores:
         return torch.isfinite(self.cc_norm)
 
 
+@dataclass
+class ResponseSummary:
+    """What the metrics need from a fixed set of responses, computed once and reused every epoch.
+
+    psth: (B, N, 1, T) float64, NaN where no repeat is valid; valid: (B, N, 1, T) bool;
+    signal_power, noise_power: (N,) float64; n_repeats: R of the responses it came from.
+    """
+
+    psth: torch.Tensor
+    valid: torch.Tensor
+    signal_power: torch.Tensor
+    noise_power: torch.Tensor
+    n_repeats: int
+
+
 @torch.no_grad()
+def summarise_responses(resp: torch.Tensor) -> ResponseSummary:
+    """PSTH, validity and signal/noise power of responses (B, N, R, T), for ``score_summary``."""
+    _check_resp(resp)
+    y = resp.detach().to(torch.float64)
+    g, ok = _psth_and_mask(y)
+    sp, npow = _signal_noise_power(y)
+    return ResponseSummary(psth=g, valid=ok, signal_power=sp, noise_power=npow, n_repeats=int(y.shape[2]))
+
+
+@torch.no_grad()
+def score_summary(pred: torch.Tensor, target: ResponseSummary) -> NeuronScores:
+    """All per-neuron scores of ``pred`` (B, N, 1, T) against precomputed responses.
+
+    Equal to ``score_neurons(pred, resp)`` for ``target = summarise_responses(resp)``.
+    """
+    _check_pair(pred, target.psth)
+    m = _moments(pred.detach().to(torch.float64), target.psth, target.valid)
+    sp = target.signal_power
+    cc_abs = _corr_from(m)
+    ccn = cc_abs.clone() if target.n_repeats == 1 else _ccnorm_from(m, sp)
+    cpu = torch.device("cpu")
+    return NeuronScores(
+        cc_norm=ccn.to(cpu),
+        cc_abs=cc_abs.to(cpu),
+        signal_power=sp.to(cpu),
+        noise_power=target.noise_power.to(cpu),
+        cc_max=_ccmax_from(m, sp).to(cpu),
+    )
+
+
 def score_neurons(pred: torch.Tensor, resp: torch.Tensor) -> NeuronScores:
     """All per-neuron scores at once (PSTH, centred sums and signal power computed once).
 
@@ -337,20 +385,8 @@ def score_neurons(pred: torch.Tensor, resp: torch.Tensor) -> NeuronScores:
         NeuronScores with (N,) float64 CPU tensors; cc_norm equals ``cc_norm(pred, resp)``
         (raw correlation if R == 1).
     """
-    p, y, g, ok = _prep_pair(pred, resp)
-    m = _moments(p, g, ok)
-    sp, npow = _signal_noise_power(y)
-    cc_abs = _corr_from(m)
-    ccn = cc_abs.clone() if y.shape[2] == 1 else _ccnorm_from(m, sp)
-    ccm = _ccmax_from(m, sp)
-    cpu = torch.device("cpu")
-    return NeuronScores(
-        cc_norm=ccn.to(cpu),
-        cc_abs=cc_abs.to(cpu),
-        signal_power=sp.to(cpu),
-        noise_power=npow.to(cpu),
-        cc_max=ccm.to(cpu),
-    )
+    _check_pair(pred, resp)
+    return score_summary(pred, summarise_responses(resp))
 
 
 # --------------------------------------------------------------------------------------------

@@ -604,3 +604,19 @@ def test_prop_correlation_bounded_and_no_inf(d):
     for loss in (M.mse_loss(p, y, reduction="none"), M.poisson_loss(p.abs(), y.abs(), reduction="none")):
         assert not torch.isinf(loss).any()
     assert_close(s.cc_norm.numpy(), M.cc_norm(p, y).numpy(), tol=0)
+
+
+def test_precomputed_summary_gives_the_same_scores(data):
+    p, y = T_(data[0]), T_(data[1])
+    direct = M.score_neurons(p, y)
+    target = M.summarise_responses(y)
+    cached = M.score_summary(p, target)
+    for field in ("cc_norm", "cc_abs", "signal_power", "noise_power", "cc_max"):
+        torch.testing.assert_close(getattr(cached, field), getattr(direct, field), equal_nan=True, rtol=0, atol=0)
+
+
+def test_losses_on_the_psth_equal_losses_on_the_repeats(data):
+    p, y = torch.nan_to_num(T_(data[0])), T_(data[1])
+    g = M.psth(y)
+    for name, fn in M.LOSSES.items():
+        torch.testing.assert_close(fn(p.abs(), g), fn(p.abs(), y), rtol=1e-12, atol=1e-12, msg=name)

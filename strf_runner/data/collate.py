@@ -14,12 +14,14 @@ class Batch(TypedDict):
 
     stims: (B, 1, F, T_max) or (B, 1, T_audio_max), zero-padded on the right, never NaN.
     responses: (B, N, R_max, T_max), NaN-padded along R and T.
+    psth: (B, N, 1, T_max), mean over valid repeats, NaN-padded along T.
     valid_mask: (B, N, R_max, T_max) bool, True where responses are not NaN.
     stim_metas: list of B metadata dicts.
     """
 
     stims: torch.Tensor
     responses: torch.Tensor
+    psth: torch.Tensor
     valid_mask: torch.Tensor
     stim_metas: list[dict[str, Any]]
 
@@ -32,6 +34,7 @@ def collate(items: Sequence[Item]) -> Batch:
     return Batch(
         stims=stims,
         responses=responses,
+        psth=_pad_stack([it.psth for it in items], float("nan")),
         valid_mask=~torch.isnan(responses),
         stim_metas=[it.meta for it in items],
     )
@@ -60,7 +63,9 @@ class DeviceLoader:
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.items = [Item(it.stim.to(device), it.responses.to(device), it.meta) for it in dataset.items]
+        self.items = [
+            Item(it.stim.to(device), it.responses.to(device), it.psth.to(device), it.meta) for it in dataset.items
+        ]
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator

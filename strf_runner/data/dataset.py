@@ -18,11 +18,14 @@ class Item:
 
     stim: (1, F, T) for the spectrogram view, (1, T * hop) for the waveform view.
     responses: (N, R, T) float32, NaN where missing.
+    psth: (N, 1, T) float32, the NaN-ignoring mean over repeats (NaN where no repeat is valid),
+        computed once because every training step's loss needs it.
     meta: index, name and type of the stimulus.
     """
 
     stim: torch.Tensor
     responses: torch.Tensor
+    psth: torch.Tensor
     meta: dict[str, Any]
 
 
@@ -54,9 +57,11 @@ class NeuralDataset(torch.utils.data.Dataset):
     def _item(self, content: DatasetContent, i: int) -> Item:
         s = content.stimuli[i]
         array = s.spectrogram if self.view == "spectrogram" else s.waveform
+        responses = torch.from_numpy(s.responses)
         return Item(
             stim=torch.from_numpy(np.ascontiguousarray(array))[None],
-            responses=torch.from_numpy(s.responses),
+            responses=responses,
+            psth=torch.nanmean(responses, dim=1, keepdim=True),
             meta={"index": i, "name": s.name, "type": s.type},
         )
 

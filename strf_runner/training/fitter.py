@@ -12,13 +12,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from torch import nn
 
 from strf_runner import metrics
-from strf_runner.data.collate import Batch
+from strf_runner.data.collate import Batch, DeviceLoader
 from strf_runner.errors import ConfigError, TrainingError
 from strf_runner.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -54,34 +54,65 @@ class FitResult:
 class Evaluation:
     """Predictions of a model on a whole loader and the scores computed on their concatenation.
 
-    predictions: (S, N, 1, T_max) and responses: (S, N, R_max, T_max), NaN-padded, on CPU.
+    predictions: (S, N, 1, T_max) in the loader's item order, NaN-padded, on the model's device.
     """
 
     loss: float
     predictions: torch.Tensor
-    responses: torch.Tensor
     scores: metrics.NeuronScores
 
 
-def evaluate(model: nn.Module, loader: Iterable[Batch], loss_fn: Callable) -> Evaluation:
-    """Predict every batch in eval mode without gradient; score once on the concatenation."""
+def loader_target(loader: DeviceLoader) -> metrics.ResponseSummary:
+    """PSTH and signal power of a loader's responses, in item order; fixed for the whole fit."""
+    return metrics.summarise_responses(_concat_padded([it.responses[None] for it in loader.items]))
+
+
+def evaluate(
+    model: nn.Module, loader: DeviceLoader, loss_fn: Callable, target: metrics.ResponseSummary | None = None
+) -> Evaluation:
+    """Predict every batch in eval mode without gradient; score once on the concatenation.
+
+    target: ``loader_target(loader)``, passed in when the same loader is evaluated repeatedly.
+    """
+    target = loader_target(loader) if target is None else target
     was_training = model.training
     model.eval()
-    preds, resps = [], []
     with torch.no_grad():
-        for batch in loader:
-            preds.append(model(batch["stims"]).float().cpu())
-            resps.append(batch["responses"].cpu())
+        pred = _predict_in_order(model, loader)
     model.train(was_training)
-    pred, resp = _concat_padded(preds), _concat_padded(resps)
-    return Evaluation(float(loss_fn(pred, resp)), pred, resp, metrics.score_neurons(pred, resp))
+    return Evaluation(float(loss_fn(pred, target.psth)), pred, metrics.score_summary(pred, target))
+
+
+def _predict_in_order(model: nn.Module, loader: DeviceLoader) -> torch.Tensor:
+    gather = _Gather(loader)
+    for batch in loader:
+        gather.add(model(batch["stims"]), batch)
+    return gather.result()
+
+
+class _Gather:
+    """Collects per-item predictions from batches in any order; concatenates them in item order."""
+
+    def __init__(self, loader: DeviceLoader) -> None:
+        self.position = {it.meta["index"]: k for k, it in enumerate(loader.items)}
+        self.lengths = [it.responses.shape[-1] for it in loader.items]
+        self.slots: list[torch.Tensor | None] = [None] * len(loader.items)
+
+    def add(self, pred: torch.Tensor, batch: Batch) -> None:
+        for b, meta in enumerate(batch["stim_metas"]):
+            k = self.position[meta["index"]]
+            self.slots[k] = pred[b : b + 1, :, :, : self.lengths[k]].detach()
+
+    def result(self) -> torch.Tensor:
+        return _concat_padded(self.slots)
 
 
 def _concat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate (B_i, N, R_i, T_i) along B, NaN-padding R and T to their maxima."""
     r = max(t.shape[2] for t in tensors)
     t_max = max(t.shape[3] for t in tensors)
-    out = torch.full((sum(t.shape[0] for t in tensors), tensors[0].shape[1], r, t_max), float("nan"))
+    first = tensors[0]
+    out = first.new_full((sum(t.shape[0] for t in tensors), first.shape[1], r, t_max), float("nan"))
     b = 0
     for t in tensors:
         out[b : b + t.shape[0], :, : t.shape[2], : t.shape[3]] = t
@@ -139,14 +170,16 @@ class Fitter:
             return score > best + self.min_delta
         return score < best - self.min_delta
 
-    def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> FitResult:
+    def fit(self, train: DeviceLoader, val: DeviceLoader) -> FitResult:
+        train_target = loader_target(train) if self.track_train_metrics else None
+        val_target = loader_target(val)
         history: list[EpochRecord] = []
         best = -math.inf if self.mode == "max" else math.inf
         best_epoch, stale, stop_reason = None, 0, "max_epochs"
         for epoch in range(1, self.max_epochs + 1):
             start = time.perf_counter()
-            train_loss, train_cc_norm = self._train_epoch(train, epoch)
-            ev = evaluate(self.model, val, self.loss_fn)
+            train_loss, train_cc_norm = self._train_epoch(train, epoch, train_target)
+            ev = evaluate(self.model, val, self.loss_fn, val_target)
             record = EpochRecord(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -173,25 +206,28 @@ class Fitter:
             load_checkpoint(self.checkpoint_path, self.model)
         return FitResult(history, best_epoch, best, stop_reason)
 
-    def _train_epoch(self, loader: Iterable[Batch], epoch: int) -> tuple[float, float]:
+    def _train_epoch(
+        self, loader: DeviceLoader, epoch: int, target: metrics.ResponseSummary | None
+    ) -> tuple[float, float]:
+        """One pass of optimiser steps; returns the mean batch loss and (if tracked) train cc_norm."""
         self.model.train()
-        losses, preds, resps = [], [], []
+        losses = []
+        gather = _Gather(loader) if target is not None else None
         for batch in loader:
             self.optimizer.zero_grad(set_to_none=True)
             pred = self.model(batch["stims"])
-            loss = self.loss_fn(pred, batch["responses"])
-            if not torch.isfinite(loss):
-                raise TrainingError(f"training loss is {loss.detach().item()} at epoch {epoch}; stopping (try a lower trainer.lr)")
+            loss = self.loss_fn(pred, batch["psth"])
             loss.backward()
             self.optimizer.step()
-            losses.append(float(loss.detach()))
-            if self.track_train_metrics:
-                preds.append(pred.detach().float().cpu())
-                resps.append(batch["responses"].cpu())
-        train_cc_norm = math.nan
-        if self.track_train_metrics:
-            train_cc_norm = nan_mean(metrics.cc_norm(_concat_padded(preds), _concat_padded(resps)))
-        return sum(losses) / len(losses), train_cc_norm
+            losses.append(loss.detach())
+            if gather is not None:
+                gather.add(pred, batch)
+        mean_loss = float(torch.stack(losses).mean())
+        if not math.isfinite(mean_loss):
+            raise TrainingError(f"training loss is {mean_loss} at epoch {epoch}; stopping (try a lower trainer.lr)")
+        if gather is None:
+            return mean_loss, math.nan
+        return mean_loss, nan_mean(metrics.score_summary(gather.result(), target).cc_norm)
 
 
 def history_rows(history: list[EpochRecord]) -> list[dict]:
