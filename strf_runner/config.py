@@ -1,0 +1,148 @@
+"""Structured configs: the typed schema of every config group, and value checks.
+
+Each YAML option under ``conf/<group>/`` starts from one of these dataclasses (the CLI stores them
+in Hydra's ConfigStore under ``schema/...``), so an unknown key or a wrong type fails at compose
+time. ``validate`` then checks values and combinations before any data is loaded. This module does
+not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_experiment``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from omegaconf import II, MISSING
+
+from strf_runner.errors import ConfigError
+
+
+@dataclass
+class DatasetConfig:
+    """Where the data come from. ``source`` picks the loader; ``*_stimuli`` override the file's splits."""
+
+    name: str = MISSING
+    source: str = MISSING
+    root: Optional[str] = None
+    train_stimuli: Optional[List[int]] = None
+    val_stimuli: Optional[List[int]] = None
+    test_stimuli: Optional[List[int]] = None
+
+
+@dataclass
+class SynthDatasetConfig(DatasetConfig):
+    """The embedded synthetic dataset, generated from ``seed`` and cached under ``root``."""
+
+    source: str = "synth"
+    seed: int = 0
+    n_stimuli: int = 20
+    duration_s: float = 4.995
+    n_neurons: int = 119
+    n_repeats: int = 20
+    audio_fs: float = 48000.0
+    dt_ms: float = 5.0
+    n_train: int = 14
+    n_val: int = 3
+    n_test: int = 3
+
+
+@dataclass
+class HDF5DatasetConfig(DatasetConfig):
+    """A dataset file in the project's HDF5 format (see README, "Dataset format")."""
+
+    source: str = "hdf5"
+    path: str = MISSING
+
+
+@dataclass
+class FrontendConfig:
+    """The wav2spec slot. ``name`` is a key of the front-end registry."""
+
+    name: str = MISSING
+
+
+@dataclass
+class ModelConfig:
+    """The readout. ``name`` is a key of the readout registry."""
+
+    name: str = MISSING
+
+
+@dataclass
+class LinearModelConfig(ModelConfig):
+    """Causal Linear STRF: ``temporal_window_size`` frames of history per neuron (9 = 45 ms at 5 ms)."""
+
+    name: str = "linear"
+    temporal_window_size: int = 9
+    batch_norm: bool = True
+    activation: str = "identity"
+
+
+@dataclass
+class TrainerConfig:
+    """Optimiser, loss and early stopping. Defaults are the seed study's shared recipe."""
+
+    max_epochs: int = 100
+    patience: int = 30
+    min_delta: float = 0.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 1
+    loss: str = "mse"
+    monitor: str = "val_cc_norm"
+    mode: str = "max"
+    track_train_metrics: bool = True
+    device: str = II("device")
+    deterministic: bool = True
+    threads: Optional[int] = None
+
+
+@dataclass
+class RunConfig:
+    """One run: a dataset, a front-end, a readout and a trainer, plus seeds and the device."""
+
+    dataset: DatasetConfig = MISSING
+    frontend: FrontendConfig = MISSING
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    seed: int = 0
+    data_seed: int = II("seed")
+    device: str = "auto"
+    run_name: str = MISSING
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "dataset": {"synth": SynthDatasetConfig, "hdf5": HDF5DatasetConfig},
+    "frontend": {"native": FrontendConfig},
+    "model": {"linear": LinearModelConfig},
+    "trainer": {"trainer": TrainerConfig},
+}
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check values a user is likely to get wrong; raise ConfigError naming the key."""
+    t = cfg.trainer
+    checks = [
+        (t.lr > 0, "trainer.lr", t.lr, "must be > 0"),
+        (t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "must be >= 0"),
+        (t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "must be >= 1"),
+        (t.patience >= 1, "trainer.patience", t.patience, "must be >= 1"),
+        (t.min_delta >= 0, "trainer.min_delta", t.min_delta, "must be >= 0"),
+        (t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1"),
+        (t.mode in ("max", "min"), "trainer.mode", t.mode, "must be 'max' or 'min'"),
+        (t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "must be >= 1 or null"),
+        (_device_kind(t.device) in DEVICES, "trainer.device", t.device, f"must be one of {DEVICES} (or cuda:N)"),
+        (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
+        (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
+    ]
+    if isinstance(cfg.model, LinearModelConfig):
+        w = cfg.model.temporal_window_size
+        checks.append((w >= 1, "model.temporal_window_size", w, "must be >= 1"))
+    for ok, key, value, why in checks:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} {why}")
+
+
+def _device_kind(device: str) -> str:
+    return device.split(":", 1)[0]

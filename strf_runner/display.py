@@ -1,0 +1,74 @@
+"""Terminal output with rich: the training progress bar and the end-of-run table."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from strf_runner.training.fitter import EpochRecord
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+@contextmanager
+def epoch_progress(
+    max_epochs: int, label: str, console: Console | None = None
+) -> Iterator[Callable[[EpochRecord, float, int | None], None]]:
+    """A progress bar over epochs; yields the callback the fitter calls after each epoch.
+
+    Shows train loss, validation cc_norm and the best score so far. The bar ends early when
+    early stopping does.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=16),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]} | val cc_norm {task.fields[val]} | best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=max_epochs, loss="-", val="-", best="-")
+
+    def update(record: EpochRecord, best: float, best_epoch: int | None) -> None:
+        best_text = f"{_fmt(best)} (ep {best_epoch})" if best_epoch is not None else "-"
+        progress.update(
+            task,
+            completed=record.epoch,
+            loss=_fmt(record.train_loss, 4),
+            val=_fmt(record.val_cc_norm),
+            best=best_text,
+        )
+
+    with progress:
+        yield update
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The short end-of-run table: test cc_norm, capacity, early stopping, wall time."""
+    table = Table(title="strf-run result", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("pipeline", f"{summary['frontend']} -> {summary['model']} on {summary['dataset']['config']}"),
+        ("test cc_norm mean", _fmt(summary["test_mean_cc_norm"])),
+        ("test cc_norm median", _fmt(summary["test_median_cc_norm"])),
+        ("valid neurons", f"{summary['test_n_valid']} / {summary['test_n_neurons']}"),
+    ]
+    if "truth_test_mean_cc_norm" in summary:
+        rows.append(("ground-truth ceiling", _fmt(summary["truth_test_mean_cc_norm"])))
+    rows += [
+        ("n params", f"{summary['n_params']:,}"),
+        ("best epoch", f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['stop_reason']})"),
+        ("wall time", f"{summary['wall_time_s']:.1f} s on {summary['device']}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table

@@ -1,0 +1,185 @@
+"""One run from a validated config: data -> model -> fit -> test scores -> run dir.
+
+Plain Python (no Hydra): ``run_experiment(cfg, run_dir)`` is what the CLI calls and what a notebook
+can call with a ``RunConfig`` built by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+import strf_runner
+from strf_runner import metrics
+from strf_runner.config import HDF5DatasetConfig, RunConfig, SynthDatasetConfig, validate
+from strf_runner.data.collate import DeviceLoader
+from strf_runner.data.dataset import NeuralDataset, split_datasets
+from strf_runner.data.paths import data_root
+from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
+from strf_runner.data.synth import SynthParams, ensure_synth
+from strf_runner.errors import ConfigError
+from strf_runner.frontends.registry import build_frontend, frontend_class
+from strf_runner.models.encoding import EncodingModel
+from strf_runner.models.registry import build_readout
+from strf_runner.results.rundir import RunDir
+from strf_runner.results.tables import neuron_table, score_summary
+from strf_runner.training.device import resolve_device
+from strf_runner.training.fitter import EpochRecord, FitResult, Fitter, evaluate, history_rows
+from strf_runner.training.seeding import data_generator, make_deterministic, seed_everything
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    neurons: pd.DataFrame
+    fit: FitResult
+
+
+def dataset_path(cfg: RunConfig) -> Path:
+    """The HDF5 file a dataset config refers to, generating the synthetic one on first use."""
+    d = cfg.dataset
+    if isinstance(d, SynthDatasetConfig):
+        names = {f.name for f in dataclasses.fields(SynthParams)}
+        params = SynthParams(**{k: v for k, v in dataclasses.asdict(d).items() if k in names})
+        return ensure_synth(params, data_root(d.root))
+    if isinstance(d, HDF5DatasetConfig):
+        return Path(d.path).expanduser()
+    raise ConfigError(f"dataset.source={d.source!r} has no loader; choose synth or hdf5")
+
+
+def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
+    """Front-end + readout for ``data``; F comes from the data (native) or the front-end."""
+    options = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "name"}
+    if data.view == "spectrogram":
+        options["n_bands"] = data.n_bands
+    frontend = build_frontend(cfg.frontend.name, **options)
+    readout_options = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
+    readout = build_readout(
+        cfg.model.name, n_bands=frontend.out_channels, n_neurons=data.n_neurons, **readout_options
+    )
+    return EncodingModel(frontend, readout)
+
+
+def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronScores | None:
+    """Scores of the generator's true rates on the given stimuli (the achievable ceiling), if stored."""
+    rates = content.truth.get("rates")
+    if rates is None:
+        return None
+    pred = torch.from_numpy(np.stack([rates[i] for i in indices]))[:, :, None, :]
+    resp = torch.from_numpy(np.stack([content.stimuli[i].responses for i in indices]))
+    return metrics.score_neurons(pred, resp)
+
+
+EpochCallback = Callable[[EpochRecord, float, "int | None"], None]
+
+
+def run_experiment(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    progress: Callable[[int], ContextManager[EpochCallback]] | None = None,
+) -> RunResult:
+    """Fit and test one model as configured; write the run dir; return its summary and tables.
+
+    progress: called with max_epochs once training starts; the context manager it returns yields
+    the callback the fitter calls after every epoch (the CLI's progress bar).
+    """
+    start = time.perf_counter()
+    cfg = OmegaConf.to_object(OmegaConf.structured(cfg))  # resolve ${...} defaults, check types
+    validate(cfg)
+    run = RunDir(run_dir)
+    run.claim()
+    device = resolve_device(cfg.trainer.device)
+    if cfg.trainer.threads is not None:
+        torch.set_num_threads(cfg.trainer.threads)
+    if cfg.trainer.deterministic:
+        make_deterministic()
+    run.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True))
+
+    view = frontend_class(cfg.frontend.name).view
+    path = dataset_path(cfg)
+    content = read_dataset(path, views=(view,))
+    d = cfg.dataset
+    sets = split_datasets(content, view, {"train": d.train_stimuli, "val": d.val_stimuli, "test": d.test_stimuli})
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg, sets["train"]).to(device)
+    t = cfg.trainer
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    loaders = {
+        name: DeviceLoader(
+            ds,
+            batch_size=t.batch_size,
+            shuffle=name == "train",
+            generator=data_generator(cfg.data_seed) if name == "train" else None,
+            device=device,
+        )
+        for name, ds in sets.items()
+    }
+    fitter = Fitter(
+        model,
+        optimizer,
+        loss=t.loss,
+        max_epochs=t.max_epochs,
+        patience=t.patience,
+        min_delta=t.min_delta,
+        monitor=t.monitor,
+        mode=t.mode,
+        track_train_metrics=t.track_train_metrics,
+        checkpoint_path=run.checkpoint,
+    )
+    with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
+        fitter.on_epoch_end = on_epoch_end
+        fit = fitter.fit(loaders["train"], loaders["val"])
+    test = evaluate(model, loaders["test"], fitter.loss_fn)
+
+    table = neuron_table(content.neuron_ids, test.scores)
+    ceiling = truth_scores(content, sets["test"].indices)
+    if ceiling is not None:
+        table["truth_cc_norm"] = ceiling.cc_norm.numpy()
+    run.write_csv("neurons.csv", table)
+    run.write_csv("history.csv", pd.DataFrame(history_rows(fit.history)))
+    summary = {
+        **score_summary(table, prefix="test_"),
+        "test_loss": test.loss,
+        "n_params": model.n_params(),
+        "best_epoch": fit.best_epoch,
+        f"best_{t.monitor}": fit.best_score,
+        "epochs_run": fit.epochs_run,
+        "stop_reason": fit.stop_reason,
+        "wall_time_s": time.perf_counter() - start,
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "seed": cfg.seed,
+        "data_seed": cfg.data_seed,
+        "frontend": cfg.frontend.name,
+        "model": cfg.model.name,
+        "view": view,
+        "dataset": {
+            "config": cfg.dataset.name,
+            "name": content.name,
+            "path": str(path.resolve()),
+            "sha256": file_sha256(path),
+            "native_source": content.attrs.get("native_source"),
+            "splits": {k: v.indices for k, v in sets.items()},
+        },
+        "versions": {
+            "strf_runner": strf_runner.__version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    if ceiling is not None:
+        summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
+    run.write_summary(summary)
+    return RunResult(run.path, summary, table, fit)

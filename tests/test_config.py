@@ -1,0 +1,109 @@
+"""Config composition through Hydra's compose API, schema validation and value checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException, ValidationError
+
+from strf_runner.cli import error_line, register_configs
+from strf_runner.config import (
+    HDF5DatasetConfig,
+    LinearModelConfig,
+    RunConfig,
+    SynthDatasetConfig,
+    TrainerConfig,
+    validate,
+)
+from strf_runner.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_run(overrides: list[str] | None = None) -> RunConfig:
+    register_configs()
+    with initialize_config_module(config_module="strf_runner.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides or [])
+    return OmegaConf.to_object(cfg)
+
+
+def test_default_composes_to_the_anchor_recipe():
+    cfg = compose_run()
+    assert isinstance(cfg.dataset, SynthDatasetConfig) and cfg.dataset.name == "synth"
+    assert cfg.dataset.n_neurons == 119 and cfg.dataset.n_stimuli == 20 and cfg.dataset.n_repeats == 20
+    assert cfg.frontend.name == "native"
+    assert isinstance(cfg.model, LinearModelConfig) and cfg.model.temporal_window_size == 9
+    t = cfg.trainer
+    assert isinstance(t, TrainerConfig)
+    assert (t.max_epochs, t.patience, t.lr, t.weight_decay, t.loss, t.monitor, t.mode, t.batch_size) == (
+        100, 30, 1e-3, 0.0, "mse", "val_cc_norm", "max", 1)
+    assert t.device == "auto" and cfg.seed == 0 and cfg.data_seed == 0
+    validate(cfg)
+
+
+@pytest.mark.parametrize("group", ["dataset", "frontend", "model", "trainer"])
+def test_every_option_of_every_group_composes(group):
+    for yaml in sorted((CONF / group).glob("*.yaml")):
+        overrides = [f"{group}={yaml.stem}"]
+        if group == "dataset" and yaml.stem == "hdf5":
+            overrides.append("dataset.path=x.h5")
+        cfg = compose_run(overrides)
+        validate(cfg)
+
+
+def test_overrides_reach_the_typed_config():
+    cfg = compose_run(["trainer.max_epochs=20", "model.temporal_window_size=12", "trainer.device=cpu", "seed=3"])
+    assert cfg.trainer.max_epochs == 20 and cfg.model.temporal_window_size == 12
+    assert cfg.trainer.device == "cpu" and cfg.seed == 3 and cfg.data_seed == 3
+    assert compose_run(["device=cpu"]).trainer.device == "cpu"
+
+
+def test_hdf5_dataset_needs_a_path():
+    cfg = compose_run(["dataset=hdf5", "dataset.path=/data/x.h5"])
+    assert isinstance(cfg.dataset, HDF5DatasetConfig) and cfg.dataset.path == "/data/x.h5"
+
+
+def test_typo_key_fails_with_one_line_naming_it():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_run(["trainer.max_epochz=3"])
+    assert isinstance(info.value.__cause__, OmegaConfBaseException)
+    line = error_line(info.value)
+    assert "trainer.max_epochz" in line and "\n" not in line
+    assert "max_epochs" in line, "the valid keys are listed"
+
+
+def test_wrong_type_fails_with_one_line_naming_it():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_run(["trainer.lr=fast"])
+    assert isinstance(info.value.__cause__, ValidationError)
+    line = error_line(info.value)
+    assert "trainer.lr" in line and "fast" in line and "\n" not in line
+
+
+def test_unknown_group_option_lists_choices():
+    with pytest.raises(Exception) as info:
+        compose_run(["frontend=leafy"])
+    assert "leafy" in error_line(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("trainer.lr=-0.1", "trainer.lr"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("trainer.patience=0", "trainer.patience"),
+        ("trainer.mode=up", "trainer.mode"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("trainer.device=tpu", "trainer.device"),
+        ("model.temporal_window_size=0", "model.temporal_window_size"),
+        ("seed=-1", "seed"),
+    ],
+)
+def test_value_checks_name_the_key(override, key):
+    cfg = compose_run([override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)
