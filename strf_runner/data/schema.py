@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +30,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+from strf_runner.atomic import atomic_path
 from strf_runner.errors import DatasetError
 
 FORMAT_NAME = "strf-runner-dataset"
@@ -164,16 +164,8 @@ def write_dataset(content: DatasetContent, path: str | os.PathLike) -> Path:
     """Validate and write ``content`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     validate_content(content, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            _write(f, content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _write(f, content)
     return path
 
 

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from strf_runner.atomic import atomic_path
 from strf_runner.errors import TrainingError
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **info: Any) -> None:
     """Write {"state_dict": ..., **info} to ``path`` via a temp file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
         torch.save({"state_dict": state, **info}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:

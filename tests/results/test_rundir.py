@@ -75,3 +75,12 @@ def test_csv_round_trip(tmp_path):
     run.write_csv("neurons.csv", table)
     back = pd.read_csv(tmp_path / "neurons.csv")
     assert back["id"].tolist() == ["a", "b"] and math.isnan(back["cc_norm"][1]) and back["valid"].tolist() == [True, False]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
