@@ -107,3 +107,16 @@ def test_value_checks_name_the_key(override, key):
     cfg = compose_run([override])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(cfg)
+
+
+def test_synth_config_defaults_are_the_generators():
+    """SynthDatasetConfig mirrors SynthParams' geometry fields; the two must not drift apart."""
+    import dataclasses
+
+    from strf_runner.data.synth import SynthParams
+
+    params = {f.name: f.default for f in dataclasses.fields(SynthParams)}
+    config = {f.name: f.default for f in dataclasses.fields(SynthDatasetConfig)}
+    shared = set(params) & set(config)
+    assert shared >= {"seed", "n_stimuli", "duration_s", "n_neurons", "n_repeats", "audio_fs", "dt_ms", "n_train"}
+    assert {k: config[k] for k in shared} == {k: params[k] for k in shared}
