@@ -63,6 +63,8 @@ def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
     options = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "name"}
     if data.view == "spectrogram":
         options["n_bands"] = data.n_bands
+    else:
+        options.update(audio_fs=data.audio_fs, hop=data.hop)
     frontend = build_frontend(cfg.frontend.name, **options)
     readout_options = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
     readout = build_readout(
