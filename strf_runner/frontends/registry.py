@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Any, Callable
+from typing import Any
 
-from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import Frontend
+from strf_runner.registry import Registry
 
-FRONTENDS: dict[str, type[Frontend]] = {}
-_SHARED = {"base", "ops", "pcen", "registry", "spacing"}  # modules that register nothing
-
-
-def register(name: str) -> Callable[[type[Frontend]], type[Frontend]]:
-    def add(cls: type[Frontend]) -> type[Frontend]:
-        FRONTENDS[name] = cls
-        return cls
-
-    return add
-
-
-def _discover() -> None:
-    """Import every front-end module of the package once, so each registers itself."""
-    import strf_runner.frontends as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in _SHARED:
-            importlib.import_module(f"{package.__name__}.{info.name}")
+FRONTENDS: Registry[type[Frontend]] = Registry(
+    "strf_runner.frontends", key="frontend.name", shared={"base", "ops", "pcen", "registry", "spacing"}
+)
+register = FRONTENDS.register
 
 
 def frontend_class(name: str) -> type[Frontend]:
-    """The front-end class registered as ``name``; ConfigError listing the valid names otherwise."""
-    _discover()
-    if name not in FRONTENDS:
-        raise ConfigError(f"frontend.name={name!r} is not a front-end; choose one of {sorted(FRONTENDS)}")
-    return FRONTENDS[name]
+    return FRONTENDS.get(name)
 
 
 def build_frontend(name: str, **kwargs: Any) -> Frontend:
-    return frontend_class(name)(**kwargs)
+    return FRONTENDS.get(name)(**kwargs)

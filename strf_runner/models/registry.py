@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-from strf_runner.errors import ConfigError
+from strf_runner.registry import Registry
 
-READOUTS: dict[str, type[nn.Module]] = {}
-_SHARED = {"encoding", "registry"}  # modules that register nothing
-
-
-def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        READOUTS[name] = cls
-        return cls
-
-    return add
-
-
-def _discover() -> None:
-    """Import every readout module of the package once, so each registers itself."""
-    import strf_runner.models as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in _SHARED:
-            importlib.import_module(f"{package.__name__}.{info.name}")
+READOUTS: Registry[type[nn.Module]] = Registry("strf_runner.models", key="model.name", shared={"encoding", "registry"})
+register = READOUTS.register
 
 
 def readout_class(name: str) -> type[nn.Module]:
-    """The readout class registered as ``name``; ConfigError listing the valid names otherwise."""
-    _discover()
-    if name not in READOUTS:
-        raise ConfigError(f"model.name={name!r} is not a model; choose one of {sorted(READOUTS)}")
-    return READOUTS[name]
+    return READOUTS.get(name)
 
 
 def build_readout(name: str, **kwargs: Any) -> nn.Module:
-    return readout_class(name)(**kwargs)
+    return READOUTS.get(name)(**kwargs)
