@@ -55,9 +55,69 @@ class HDF5DatasetConfig(DatasetConfig):
 
 @dataclass
 class FrontendConfig:
-    """The wav2spec slot. ``name`` is a key of the front-end registry."""
+    """The wav2spec slot. ``name`` is a key of the front-end registry; ``lr`` is this arm's learning
+    rate (the seed study trains LEAF at 3e-3 and the native arm at 1e-3), used unless trainer.lr is set.
+    Every other field is passed to the front-end's constructor."""
 
     name: str = MISSING
+    lr: float = 1e-3
+
+
+@dataclass
+class LeafFrontendConfig(FrontendConfig):
+    """CausalLEAF: learnable Gabor filterbank, Gaussian pooling and PCEN on the waveform."""
+
+    name: str = "leaf"
+    lr: float = 3e-3
+    n_filters: int = 34
+    f_min: float = 60.0
+    f_max: float = 22627.0
+    gabor_ms: float = 15.0
+    pool_ms: float = 20.0
+    learn_filters: bool = True
+    learn_pooling: bool = True
+    learn_pcen: bool = True
+
+
+@dataclass
+class MelFrontendConfig(FrontendConfig):
+    """Causal mel spectrogram on the waveform; optional learnable gains or PCEN compression."""
+
+    name: str = "mel"
+    n_filters: int = 34
+    f_min: float = 500.0
+    f_max: float = 22627.0
+    window_ms: float = 10.0
+    compression: str = "log"
+    learnable_gain: bool = False
+
+
+@dataclass
+class SincNetFrontendConfig(FrontendConfig):
+    """SincNet: learnable band-pass edges (sinc filters) on the waveform."""
+
+    name: str = "sincnet"
+    n_filters: int = 34
+    kernel_size: int = 251
+    f_min: float = 300.0
+    f_max: Optional[float] = None
+    init: str = "mel"
+    activation: str = "logabs"
+    envelope: bool = False
+    envelope_ms: Optional[float] = None
+
+
+@dataclass
+class GammatoneFrontendConfig(FrontendConfig):
+    """ERB-spaced gammatone FIR filterbank, rectification, pooling and compression."""
+
+    name: str = "gammatone"
+    n_filters: int = 34
+    f_min: float = 500.0
+    f_max: float = 22627.0
+    rectify: str = "half"
+    compression: str = "log"
+    learn_centres: bool = False
 
 
 @dataclass
@@ -79,12 +139,15 @@ class LinearModelConfig(ModelConfig):
 
 @dataclass
 class TrainerConfig:
-    """Optimiser, loss and early stopping. Defaults are the seed study's shared recipe."""
+    """Optimiser, loss and early stopping. Defaults are the seed study's shared recipe.
+
+    ``lr`` null (default) trains each front-end at its own ``frontend.lr``; a value overrides it.
+    """
 
     max_epochs: int = 100
     patience: int = 30
     min_delta: float = 0.0
-    lr: float = 1e-3
+    lr: Optional[float] = None
     weight_decay: float = 0.0
     batch_size: int = 1
     loss: str = "mse"
@@ -112,7 +175,13 @@ class RunConfig:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": {"synth": SynthDatasetConfig, "hdf5": HDF5DatasetConfig},
-    "frontend": {"native": FrontendConfig},
+    "frontend": {
+        "plain": FrontendConfig,
+        "leaf": LeafFrontendConfig,
+        "mel": MelFrontendConfig,
+        "sincnet": SincNetFrontendConfig,
+        "gammatone": GammatoneFrontendConfig,
+    },
     "model": {"linear": LinearModelConfig},
     "trainer": {"trainer": TrainerConfig},
 }
@@ -124,7 +193,8 @@ def validate(cfg: RunConfig) -> None:
     """Check values a user is likely to get wrong; raise ConfigError naming the key."""
     t = cfg.trainer
     checks = [
-        (t.lr > 0, "trainer.lr", t.lr, "must be > 0"),
+        (t.lr is None or t.lr > 0, "trainer.lr", t.lr, "must be > 0 (or null: the front-end's lr)"),
+        (cfg.frontend.lr > 0, "frontend.lr", cfg.frontend.lr, "must be > 0"),
         (t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "must be >= 0"),
         (t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "must be >= 1"),
         (t.patience >= 1, "trainer.patience", t.patience, "must be >= 1"),
@@ -142,6 +212,11 @@ def validate(cfg: RunConfig) -> None:
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
+
+
+def learning_rate(cfg: RunConfig) -> float:
+    """trainer.lr when set, else the front-end arm's own lr."""
+    return cfg.trainer.lr if cfg.trainer.lr is not None else cfg.frontend.lr
 
 
 def _device_kind(device: str) -> str:

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 import strf_runner
 from strf_runner import metrics
-from strf_runner.config import HDF5DatasetConfig, RunConfig, SynthDatasetConfig, validate
+from strf_runner.config import HDF5DatasetConfig, RunConfig, SynthDatasetConfig, learning_rate, validate
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import NeuralDataset, split_datasets
 from strf_runner.data.paths import data_root
@@ -60,7 +60,7 @@ def dataset_path(cfg: RunConfig) -> Path:
 
 def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
     """Front-end + readout for ``data``; F comes from the data (native) or the front-end."""
-    options = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "name"}
+    options = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k not in ("name", "lr")}
     if data.view == "spectrogram":
         options["n_bands"] = data.n_bands
     else:
@@ -117,7 +117,7 @@ def run_experiment(
     seed_everything(cfg.seed)
     model = build_model(cfg, sets["train"]).to(device)
     t = cfg.trainer
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
     loaders = {
         name: DeviceLoader(
             ds,
@@ -155,6 +155,7 @@ def run_experiment(
         **score_summary(table, prefix="test_"),
         "test_loss": test.loss,
         "n_params": model.n_params(),
+        "lr": learning_rate(cfg),
         "best_epoch": fit.best_epoch,
         f"best_{t.monitor}": fit.best_score,
         "epochs_run": fit.epochs_run,

@@ -40,7 +40,8 @@ def test_default_composes_to_the_anchor_recipe():
     t = cfg.trainer
     assert isinstance(t, TrainerConfig)
     assert (t.max_epochs, t.patience, t.lr, t.weight_decay, t.loss, t.monitor, t.mode, t.batch_size) == (
-        100, 30, 1e-3, 0.0, "mse", "val_cc_norm", "max", 1)
+        100, 30, None, 0.0, "mse", "val_cc_norm", "max", 1)
+    assert cfg.frontend.lr == 1e-3
     assert t.device == "auto" and cfg.seed == 0 and cfg.data_seed == 0
     validate(cfg)
 
@@ -60,6 +61,14 @@ def test_overrides_reach_the_typed_config():
     assert cfg.trainer.max_epochs == 20 and cfg.model.temporal_window_size == 12
     assert cfg.trainer.device == "cpu" and cfg.seed == 3 and cfg.data_seed == 3
     assert compose_run(["device=cpu"]).trainer.device == "cpu"
+
+
+def test_each_arm_trains_at_its_own_rate_unless_trainer_lr_is_set():
+    from strf_runner.config import learning_rate
+
+    assert learning_rate(compose_run()) == 1e-3
+    assert learning_rate(compose_run(["frontend=leaf"])) == 3e-3
+    assert learning_rate(compose_run(["frontend=leaf", "trainer.lr=1e-4"])) == 1e-4
 
 
 def test_hdf5_dataset_needs_a_path():
