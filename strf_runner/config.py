@@ -9,7 +9,7 @@ not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_ex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from omegaconf import II, MISSING
 
@@ -18,11 +18,14 @@ from strf_runner.errors import ConfigError
 
 @dataclass
 class DatasetConfig:
-    """Where the data come from. ``source`` picks the loader; ``*_stimuli`` override the file's splits."""
+    """Where the data come from. ``source`` picks the loader; ``neurons`` selects neurons ("all", a
+    named selection such as "valid73" where the metadata allow it, or a list of ids or indices);
+    ``*_stimuli`` override the file's splits."""
 
     name: str = MISSING
     source: str = MISSING
     root: Optional[str] = None
+    neurons: Any = "all"
     train_stimuli: Optional[List[int]] = None
     val_stimuli: Optional[List[int]] = None
     test_stimuli: Optional[List[int]] = None
@@ -43,6 +46,21 @@ class SynthDatasetConfig(DatasetConfig):
     n_train: int = 14
     n_val: int = 3
     n_test: int = 3
+
+
+@dataclass
+class NS1DatasetConfig(DatasetConfig):
+    """The real NS1 release (Harper et al. 2016): ``root`` is the folder holding the raw release
+    (MetadataSHEnCneurons.mat and spikesandwav/), default <cache>/ns1_raw; ``download`` fetches it
+    there when absent. Processed once into the cache; every option below is part of the cache key."""
+
+    source: str = "ns1"
+    download: bool = False
+    smooth: bool = True
+    resample_from: str = "reference"
+    native: str = "auto"
+    verify: bool = True
+    split: str = "default"
 
 
 @dataclass
@@ -115,6 +133,9 @@ class GammatoneFrontendConfig(FrontendConfig):
     n_filters: int = 34
     f_min: float = 500.0
     f_max: float = 22627.0
+    order: int = 4
+    kernel_ms: float = 20.0
+    pool_ms: Optional[float] = None
     rectify: str = "half"
     compression: str = "log"
     learn_centres: bool = False
@@ -174,7 +195,7 @@ class RunConfig:
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"synth": SynthDatasetConfig, "hdf5": HDF5DatasetConfig},
+    "dataset": {"synth": SynthDatasetConfig, "ns1": NS1DatasetConfig, "hdf5": HDF5DatasetConfig},
     "frontend": {
         "plain": FrontendConfig,
         "leaf": LeafFrontendConfig,

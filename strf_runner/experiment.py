@@ -21,11 +21,20 @@ from omegaconf import OmegaConf
 
 import strf_runner
 from strf_runner import metrics
-from strf_runner.config import HDF5DatasetConfig, RunConfig, SynthDatasetConfig, learning_rate, validate
+from strf_runner.config import (
+    HDF5DatasetConfig,
+    NS1DatasetConfig,
+    RunConfig,
+    SynthDatasetConfig,
+    learning_rate,
+    validate,
+)
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import NeuralDataset, split_datasets
+from strf_runner.data.ns1 import NS1Options, ensure_ns1, split_indices
 from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
+from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.synth import SynthParams, ensure_synth
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.registry import build_frontend, frontend_class
@@ -53,9 +62,22 @@ def dataset_path(cfg: RunConfig) -> Path:
         names = {f.name for f in dataclasses.fields(SynthParams)}
         params = SynthParams(**{k: v for k, v in dataclasses.asdict(d).items() if k in names})
         return ensure_synth(params, data_root(d.root))
+    if isinstance(d, NS1DatasetConfig):
+        options = NS1Options(smooth=d.smooth, resample_from=d.resample_from, native=d.native, verify=d.verify)
+        return ensure_ns1(root=d.root, options=options, download=d.download)
     if isinstance(d, HDF5DatasetConfig):
         return Path(d.path).expanduser()
-    raise ConfigError(f"dataset.source={d.source!r} has no loader; choose synth or hdf5")
+    raise ConfigError(f"dataset.source={d.source!r} has no loader; choose synth, ns1 or hdf5")
+
+
+def stimulus_splits(cfg: RunConfig) -> dict[str, list[int] | None]:
+    """Split overrides: a named NS1 split, then any explicit *_stimuli lists on top."""
+    d = cfg.dataset
+    splits: dict[str, list[int] | None] = split_indices(d.split) if isinstance(d, NS1DatasetConfig) else {}
+    for name, given in (("train", d.train_stimuli), ("val", d.val_stimuli), ("test", d.test_stimuli)):
+        if given is not None:
+            splits[name] = list(given)
+    return splits
 
 
 def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
@@ -111,8 +133,10 @@ def run_experiment(
     view = frontend_class(cfg.frontend.name).view
     path = dataset_path(cfg)
     content = read_dataset(path, views=(view,))
-    d = cfg.dataset
-    sets = split_datasets(content, view, {"train": d.train_stimuli, "val": d.val_stimuli, "test": d.test_stimuli})
+    neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, cfg.dataset.neurons)
+    if neurons != list(range(len(content.neuron_ids))):
+        content = subset_neurons(content, neurons)
+    sets = split_datasets(content, view, stimulus_splits(cfg))
 
     seed_everything(cfg.seed)
     model = build_model(cfg, sets["train"]).to(device)
@@ -173,6 +197,7 @@ def run_experiment(
             "path": str(path.resolve()),
             "sha256": file_sha256(path),
             "native_source": content.attrs.get("native_source"),
+            "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
             "splits": {k: v.indices for k, v in sets.items()},
         },
         "versions": {
