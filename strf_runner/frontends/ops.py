@@ -55,11 +55,13 @@ COMPRESSIONS = ("log", "cuberoot", "log1p", "none")
 
 
 def compress(x: torch.Tensor, kind: str, floor: float = 1e-4) -> torch.Tensor:
-    """Amplitude compression of a non-negative spectrogram: log(max(x, floor)), x^(1/3), log(1+x), x."""
+    """Amplitude compression of a non-negative spectrogram: log(max(x, floor)), max(x, floor^3)^(1/3),
+    log(1+x), x. The cube root is floored like the log: its gradient at 0 is infinite, which would
+    turn silence into NaN gradients for every parameter upstream."""
     if kind == "log":
         return torch.log(x.clamp(min=floor))
     if kind == "cuberoot":
-        return x.clamp(min=0).pow(1.0 / 3.0)
+        return x.clamp(min=floor**3).pow(1.0 / 3.0)
     if kind == "log1p":
         return torch.log1p(x.clamp(min=0))
     if kind == "none":

@@ -116,7 +116,10 @@ def test_inverse_softplus():
 def test_compressions():
     x = torch.tensor([0.0, 1e-6, 1.0, 8.0])
     torch.testing.assert_close(compress(x, "log"), torch.log(torch.tensor([1e-4, 1e-4, 1.0, 8.0])))
-    torch.testing.assert_close(compress(x, "cuberoot"), torch.tensor([0.0, 0.01, 1.0, 2.0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compress(x, "cuberoot"), torch.tensor([1e-4, 0.01, 1.0, 2.0]), rtol=1e-5, atol=1e-6)
+    silent = torch.zeros(3, requires_grad=True)
+    compress(silent, "cuberoot").sum().backward()
+    assert torch.isfinite(silent.grad).all()
     torch.testing.assert_close(compress(x, "log1p"), torch.log1p(x))
     assert compress(x, "none") is x
     with pytest.raises(ConfigError, match="compression"):
