@@ -21,6 +21,7 @@ from rich.console import Console
 
 from strf_runner.config import SCHEMAS, RunConfig
 from strf_runner.errors import StrfRunnerError
+from strf_runner.training.device import keep_freed_memory
 
 PROG = "strf-run"
 
@@ -90,6 +91,7 @@ def main() -> None:
         sys.argv.remove("--debug")
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    keep_freed_memory()
     register_configs()
     try:
         _task()

@@ -1,6 +1,8 @@
-"""Choosing the compute device from a config string."""
+"""Choosing the compute device from a config string, and process-wide CPU memory settings."""
 
 from __future__ import annotations
+
+import ctypes
 
 import torch
 
@@ -23,3 +25,18 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"trainer.device={name!r} but Apple MPS is not available; use device=cpu")
     return device
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    By default every freed tensor of tens of MB goes back to the OS and is page-faulted in again on
+    the next step, which about doubles the time of a waveform front-end's training step on CPU.
+    Sets M_MMAP_MAX = 0 and M_TRIM_THRESHOLD = 1 GiB; process-wide. Returns False where glibc is absent.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
