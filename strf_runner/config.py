@@ -98,6 +98,18 @@ class LeafFrontendConfig(FrontendConfig):
 
 
 @dataclass
+class NativePcenFrontendConfig(FrontendConfig):
+    """The native spectrogram (dB -> linear) through learnable per-channel PCEN (4F parameters)."""
+
+    name: str = "native_pcen"
+    alpha: float = 0.96
+    delta: float = 2.0
+    root: float = 0.5
+    smooth: float = 0.04
+    learnable: bool = True
+
+
+@dataclass
 class MelFrontendConfig(FrontendConfig):
     """Causal mel spectrogram on the waveform; optional learnable gains or PCEN compression."""
 
@@ -199,6 +211,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "frontend": {
         "plain": FrontendConfig,
         "leaf": LeafFrontendConfig,
+        "native_pcen": NativePcenFrontendConfig,
         "mel": MelFrontendConfig,
         "sincnet": SincNetFrontendConfig,
         "gammatone": GammatoneFrontendConfig,

@@ -1,0 +1,345 @@
+"""``leaf``: CausalLEAF, a learnable Gabor filterbank + Gaussian pooling + PCEN (spec/frontends.md).
+
+Definition (the direct-convolution reference the tests compare against, in float64):
+
+1. Left-pad K - 1 zeros and correlate with the real and imaginary parts of F complex Gabor kernels
+   on the centred grid n = -(K-1)/2 .. (K-1)/2: real_i[n] = cos(w_i n) g_i[n] / Z_i,
+   imag_i[n] = sin(w_i n) g_i[n] / Z_i, g_i[n] = exp(-n^2 / (2 sigma_g,i^2)), Z_i = max(sum g_i, 1e-8).
+2. Envelope sqrt(re^2 + im^2 + 1e-9).
+3. One-sided Gaussian pooling over the last L envelope samples of every frame (tap at distance d from
+   the frame's newest sample weighs exp(-d^2 / (2 sigma_p,i^2)), normalised to sum 1), stride hop.
+4. PCEN (the shared ``PCEN`` module: initial smoother state M(0) = E(0)).
+
+Parameters (7F): centre w_i in rad/sample (clamped to [0.01, pi] in the forward), Gabor width
+sigma_g = max(softplus(raw), 1) and pooling width sigma_p = max(softplus(raw), 0.5) in samples, and
+PCEN's alpha, delta, r, s. Initialisation: HTK-mel centres from f_min to f_max, sigma_g =
+fs / (2 pi ERB(fc)), sigma_p = L / 4.
+
+How the filtering is computed (exactly causal, FFT-fast): a uniformly partitioned overlap-save
+convolution whose blocks are the frames themselves. The causal filter (lags 0 .. K-1) is cut into
+P = ceil((K-1)/hop) partitions of hop + 1 taps starting at lags 0, hop, 2 hop, ...; frame t's hop
+output samples are sum_p irfft(X_{t-p} * H_p) (second half of a 2 hop point transform), where X_b is
+the spectrum of input samples [(b-1) hop, (b+1) hop). Every transform therefore covers samples of
+one frame and the frame before it, never a later one: output frame t is computed from samples
+< (t+1) hop only, bit for bit, and the input gradient of frame t is exactly zero after it (the
+causality tests assert exact zeros, with no rounding allowance). The input spectra are one cheap
+single-channel rfft; the sum over partitions for all 68 real channels (real and imaginary kernels)
+is one real batched matmul over frequency bins, followed by one inverse FFT. The envelope and the
+pooling (a batched matmul per channel over each frame's hop samples, then a sum over the
+Q = ceil(L / hop) frames a window spans) live in the same autograd node, whose backward is written
+by hand: one rfft of the filtered signal's gradient, then per-bin products with the stored input
+spectra for the kernel gradient (the input gradient, needed only for causality tests and
+waveform gradient maps, takes one more matmul).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F_
+from torch import nn
+
+from strf_runner.errors import ConfigError
+from strf_runner.frontends.base import WaveformFrontend
+from strf_runner.frontends.pcen import PCEN, inverse_softplus
+from strf_runner.frontends.registry import register
+from strf_runner.frontends.spacing import erb_bandwidth, mel_centres
+
+ENVELOPE_EPS = 1e-9  # inside the magnitude's square root: sqrt(re^2 + im^2 + 1e-9)
+MIN_CENTRE = 0.01  # rad/sample
+MIN_GABOR_WIDTH = 1.0  # samples
+MIN_POOL_WIDTH = 0.5  # samples
+
+
+def _frame_spectra(x: torch.Tensor, hop: int) -> torch.Tensor:
+    """(B, T, S+1): the rfft (2S points) of samples [(t-1) S, (t+1) S) of x (B, T*S), S = hop, zeros
+    before the clip. Frame t's spectrum uses samples < (t+1) S only."""
+    blocks = F_.pad(x, (hop, 0)).unfold(-1, 2 * hop, hop)  # (B, T, 2S)
+    return torch.fft.rfft(blocks)
+
+
+def _delayed(spec: torch.Tensor, n_parts: int) -> torch.Tensor:
+    """(B, T, P, S+1): entry [b, t, p] = spec[b, t - p] (zero for t < p)."""
+    t_len = spec.shape[1]
+    padded = F_.pad(spec, (0, 0, n_parts - 1, 0))
+    return torch.stack([padded[:, n_parts - 1 - p : n_parts - 1 - p + t_len] for p in range(n_parts)], 2)
+
+
+def _data_matrix(spec: torch.Tensor, n_parts: int) -> torch.Tensor:
+    """(S+1, 2P, 2BT) real data matrix of the partitioned convolution, from spec (B, T, S+1).
+
+    Row (p, 0) holds X_{t-p} as (Re, Im) pairs over the columns (b, t, re/im), row (p, 1) holds
+    i X_{t-p} = (-Im, Re), so that for weights W[k, c, (p, 0)] = Re H_p, W[k, c, (p, 1)] = Im H_p the
+    real matmul W @ M gives Y = sum_p H_p X_{t-p} as interleaved (Re, Im) pairs.
+    """
+    b, t_len, n_bins = spec.shape
+    delayed = _delayed(spec, n_parts).permute(3, 2, 0, 1)  # (S+1, P, B, T)
+    out = torch.empty(n_bins, n_parts, 2, b, t_len, dtype=spec.dtype, device=spec.device)
+    out[:, :, 0] = delayed
+    torch.mul(delayed, 1j, out=out[:, :, 1])
+    return torch.view_as_real(out).view(n_bins, 2 * n_parts, 2 * b * t_len)
+
+
+def _data_matrix_adjoint(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Gradient w.r.t. spec (B, T, S+1) (as Re + i Im) from the gradient (S+1, 2P, 2BT) of its data matrix."""
+    b, t_len, n_bins = shape
+    n_parts = grad.shape[1] // 2
+    g = torch.view_as_complex(grad.reshape(n_bins, n_parts, 2, b, t_len, 2))  # (S+1, P, 2, B, T)
+    # d/d Re X and d/d Im X of row (p, 0) [Re X, Im X] and row (p, 1) [-Im X, Re X]:
+    # Re X gets g0.re + g1.im and Im X gets g0.im - g1.re, i.e. complex g0 - i g1
+    g = g[:, :, 0] - 1j * g[:, :, 1]  # (S+1, P, B, T), column t feeds X_{t-p}
+    out = g[:, 0].clone()
+    for p in range(1, min(n_parts, t_len)):  # X_s feeds column s + p of row p
+        out[..., : t_len - p] += g[:, p, :, p:]
+    return out.permute(1, 2, 0)
+
+
+def _partition_weights(kernels: torch.Tensor, hop: int, n_parts: int) -> torch.Tensor:
+    """(S+1, C, 2P) real-form spectra of the causal filters cut into P partitions of S+1 taps.
+
+    kernels: (C, K) correlation kernels (conv1d weights), so the causal filter is h[m] = k[K-1-m],
+    lag m = 0 .. K-1. Partition p holds lags p S .. p S + S; lag p S (p >= 1) is left to
+    partition p - 1 (its tap S), so every lag is counted once.
+    """
+    c, k_len = kernels.shape
+    s = hop
+    lags = F_.pad(kernels.flip(-1), (0, n_parts * s + 1 - k_len))  # (C, P*S+1)
+    parts = lags.unfold(-1, s + 1, s)  # (C, P, S+1)
+    keep = torch.ones(n_parts, s + 1, dtype=kernels.dtype, device=kernels.device)
+    keep[1:, 0] = 0
+    spec = torch.fft.rfft(parts * keep, n=2 * s)  # (C, P, S+1)
+    return torch.stack([spec.real, spec.imag], -1).permute(2, 0, 1, 3).reshape(s + 1, c, 2 * n_parts)
+
+
+def _bin_weights(hop: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(S+1,) scale turning rfft([g; 0]) into the gradient w.r.t. the spectrum of irfft(.)[S:]:
+    (-1)^k (the S-sample shift) times 2/N for interior bins, 1/N for DC and Nyquist (N = 2S)."""
+    n = 2 * hop
+    w = torch.full((hop + 1,), 2.0 / n, dtype=dtype, device=device)
+    w[0] = w[-1] = 1.0 / n
+    w[1::2] *= -1
+    return w
+
+
+def _spectral_weight_grad(g_spec: torch.Tensor, spec: torch.Tensor, n_parts: int, chunk: int = 16) -> torch.Tensor:
+    """Gradient w.r.t. the weights, (S+1, C, 2P) before the bin scale, from the output-spectrum
+    gradient g_spec (C, BT, S+1) and the frame spectra spec (B, T, S+1).
+
+    Per bin k: sum over frames of g_spec[c, bt, k] conj(X_{t-p}[k]) as (Re, Im) in columns (p, .).
+    Elementwise products over chunks of ``chunk`` frames: the big spectrum stays bin-innermost as
+    the FFT returns it (a transpose for a batched matmul over bins costs more than this).
+    """
+    n_bins = spec.shape[-1]
+    x = _delayed(spec, n_parts).conj().reshape(-1, n_parts, n_bins)  # (BT, P, S+1)
+    acc = g_spec.new_zeros(g_spec.shape[0], n_parts, n_bins)
+    for b0 in range(0, g_spec.shape[1], chunk):
+        acc += (g_spec[:, b0 : b0 + chunk, None, :] * x[b0 : b0 + chunk]).sum(1)
+    return torch.view_as_real(acc).permute(2, 0, 1, 3).reshape(n_bins, g_spec.shape[0], 2 * n_parts)
+
+
+class _GaborEnvelopePool(torch.autograd.Function):
+    """Partitioned FFT convolution -> envelope -> per-frame pooling partial sums, one autograd node.
+
+    Inputs: spec (B, T, S+1) from ``_frame_spectra``; weights (S+1, C, 2P) from
+    ``_partition_weights`` with C = 2F channels (real kernels first, then imaginary ones);
+    pool (F, S, Q): weight of position i of the frame q frames back. Output (F, BT, Q): the
+    contribution of frame t's envelope samples to pooled frame t + q.
+    The matmul wants the frequency bin as its batch (outer) axis and the FFTs want it innermost; the
+    inverse FFT reads the strided spectrum directly (MKL's output is (C, BT, 2S) in memory, so the
+    ``contiguous()`` after it is free there), and the backward keeps the gradient's spectrum
+    bin-innermost (``_spectral_weight_grad``) rather than transposing 130 MB.
+    """
+
+    @staticmethod
+    def forward(ctx, spec, weights, pool):  # type: ignore[override]
+        n_f, s = pool.shape[0], pool.shape[1]
+        out_spec = torch.bmm(weights, _data_matrix(spec, weights.shape[-1] // 2))  # (S+1, C, 2BT)
+        out_spec = torch.view_as_complex(out_spec.view(s + 1, out_spec.shape[1], -1, 2))  # Y, (S+1, C, BT)
+        filt = torch.fft.irfft(out_spec, n=2 * s, dim=0).permute(1, 2, 0).contiguous()  # (C, BT, 2S)
+        del out_spec
+        re, im = filt[:n_f, :, s:], filt[n_f:, :, s:]  # the frame's own S output samples
+        env = re * re
+        env.addcmul_(im, im).add_(ENVELOPE_EPS).sqrt_()  # (F, BT, S)
+        parts = torch.bmm(env, pool)  # (F, BT, Q)
+        ctx.save_for_backward(spec, weights, pool, filt, env)
+        return parts
+
+    @staticmethod
+    def backward(ctx, grad_parts):  # type: ignore[override]
+        spec, weights, pool, filt, env = ctx.saved_tensors
+        n_f, s = pool.shape[0], pool.shape[1]
+        need_spec, need_weights, need_pool = ctx.needs_input_grad
+        grad_pool = torch.bmm(env.transpose(1, 2), grad_parts) if need_pool else None
+        grad_spec = grad_weights = None
+        if need_spec or need_weights:
+            ratio = torch.bmm(grad_parts, pool.transpose(1, 2))  # (F, BT, S): d loss / d env
+            ratio /= env
+            # d env / d re = re / env. The filtered signal's gradient goes into the first half of a
+            # 2S-sample buffer, second half zero: rfft([g, 0]) (-1)^k = rfft([0, g]), and the
+            # (-1)^k (with irfft's adjoint weights) is applied to the small results.
+            buf = filt.new_empty(filt.shape)
+            torch.mul(ratio, filt[:n_f, :, s:], out=buf[:n_f, :, :s])
+            torch.mul(ratio, filt[n_f:, :, s:], out=buf[n_f:, :, :s])
+            buf[:, :, s:].zero_()
+            del ratio
+            g_spec = torch.fft.rfft(buf)  # (C, BT, S+1)
+            del buf
+            scale = _bin_weights(s, filt.dtype, filt.device)[:, None, None]
+            if need_weights:
+                grad_weights = _spectral_weight_grad(g_spec, spec, weights.shape[-1] // 2) * scale
+            if need_spec:  # input gradients (causality tests, waveform gradient maps): not the hot path
+                g_spec = torch.view_as_real(g_spec.permute(2, 0, 1).contiguous())  # (S+1, C, BT, 2)
+                g_spec = g_spec.view(s + 1, g_spec.shape[1], -1)  # (S+1, C, 2BT)
+                grad_data = torch.bmm((weights * scale).transpose(1, 2), g_spec)  # (S+1, 2P, 2BT)
+                grad_spec = _data_matrix_adjoint(grad_data, spec.shape)
+        return grad_spec, grad_weights, grad_pool
+
+
+@register("leaf")
+class CausalLEAF(WaveformFrontend):
+    """CausalLEAF: (B, 1, T*hop) -> (B, 1, F, T); 7F learnable parameters (238 at F = 34).
+
+    audio_fs, hop: from the dataset. n_filters: F. f_min, f_max: range of the HTK-mel initial
+    centres in Hz (f_max capped at Nyquist). gabor_ms: Gabor length, K = max(hop, round(fs ms/1000))
+    forced odd (721 at 48 kHz). pool_ms: pooling window, L = max(hop, round(fs ms/1000)) (960).
+    learn_filters / learn_pooling / learn_pcen: False freezes that group (kept as buffers).
+    eps: PCEN's epsilon. Output frame t depends only on samples [0, (t+1) hop), exactly.
+    """
+
+    def __init__(
+        self,
+        audio_fs: float,
+        hop: int,
+        n_filters: int = 34,
+        f_min: float = 60.0,
+        f_max: float = 22627.0,
+        gabor_ms: float = 15.0,
+        pool_ms: float = 20.0,
+        learn_filters: bool = True,
+        learn_pooling: bool = True,
+        learn_pcen: bool = True,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__(n_filters, audio_fs, hop)
+        fs = self.audio_fs
+        if n_filters < 1:
+            raise ConfigError(f"frontend.n_filters must be >= 1, got {n_filters}")
+        if gabor_ms <= 0 or pool_ms <= 0:
+            raise ConfigError(f"frontend.gabor_ms and frontend.pool_ms must be > 0, got {gabor_ms}, {pool_ms}")
+        if eps <= 0:
+            raise ConfigError(f"frontend.eps must be > 0, got {eps}")
+        f_max = min(float(f_max), fs / 2)
+        if not 0 < f_min < f_max:
+            raise ConfigError(f"frontend.f_min must be in (0, f_max={f_max:g}) (f_max capped at Nyquist), got {f_min}")
+        self.f_min, self.f_max = float(f_min), f_max
+        k_len = max(self.hop, round(fs * gabor_ms / 1000.0))
+        self.kernel_size = k_len + 1 - k_len % 2  # forced odd
+        self.pool_size = max(self.hop, round(fs * pool_ms / 1000.0))
+        self.n_parts = max(1, -(-(self.kernel_size - 1) // self.hop))  # P: partitions of the filter
+        self.n_pool_frames = -(-self.pool_size // self.hop)  # Q: frames a pooling window spans
+
+        fc = mel_centres(n_filters, f_min, f_max)
+        centre = torch.tensor(2 * np.pi * fc / fs, dtype=torch.float32)
+        gabor = torch.tensor([inverse_softplus(v) for v in fs / (2 * np.pi * erb_bandwidth(fc))], dtype=torch.float32)
+        pool = torch.full((n_filters,), inverse_softplus(self.pool_size / 4.0))
+        self._add("centre", centre, learn_filters)
+        self._add("gabor_width_raw", gabor, learn_filters)
+        self._add("pool_width_raw", pool, learn_pooling)
+        self.register_buffer("initial_centre", centre.clone(), persistent=False)
+        self.pcen = PCEN(n_filters, eps=eps, learnable=learn_pcen)
+
+    def _add(self, name: str, value: torch.Tensor, learnable: bool) -> None:
+        if learnable:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    # --- constrained parameters -------------------------------------------------------------
+
+    def centres(self) -> torch.Tensor:
+        """(F,) centre frequencies in rad/sample as used: clamped to [0.01, pi]."""
+        return self.centre.clamp(MIN_CENTRE, math.pi)
+
+    def gabor_widths(self) -> torch.Tensor:
+        """(F,) Gabor Gaussian standard deviations in samples: softplus(raw), at least 1."""
+        return F_.softplus(self.gabor_width_raw).clamp(min=MIN_GABOR_WIDTH)
+
+    def pool_widths(self) -> torch.Tensor:
+        """(F,) pooling Gaussian standard deviations in samples: softplus(raw), at least 0.5."""
+        return F_.softplus(self.pool_width_raw).clamp(min=MIN_POOL_WIDTH)
+
+    def kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real, imag), each (F, K): the Gabor kernels as conv1d (correlation) weights, differentiable.
+
+        Tap j sits at n = j - (K-1)/2; correlating the left-padded input with them makes output
+        sample t use x[t-K+1 .. t], the kernel's centre at lag (K-1)/2.
+        """
+        half = (self.kernel_size - 1) / 2
+        dtype, device = self.centre.dtype, self.centre.device
+        n = torch.arange(self.kernel_size, dtype=dtype, device=device) - half
+        gauss = torch.exp(-0.5 * (n / self.gabor_widths()[:, None]) ** 2)
+        gauss = gauss / gauss.sum(-1, keepdim=True).clamp(min=1e-8)  # unit DC gain
+        phase = self.centres()[:, None] * n
+        return torch.cos(phase) * gauss, torch.sin(phase) * gauss
+
+    def pooling_weights(self) -> torch.Tensor:
+        """(F, L) pooling taps as conv1d weights: tap j at distance L-1-j from the newest sample."""
+        dist = torch.arange(self.pool_size - 1, -1, -1, dtype=self.centre.dtype, device=self.centre.device)
+        w = torch.exp(-0.5 * (dist / self.pool_widths()[:, None]) ** 2)
+        return w / w.sum(-1, keepdim=True).clamp(min=1e-8)
+
+    def _pool_blocks(self) -> torch.Tensor:
+        """(F, S, Q): weight of position i of the frame q frames before the pooled one (zero-extended)."""
+        q, s = self.n_pool_frames, self.hop
+        w = F_.pad(self.pooling_weights(), (q * s - self.pool_size, 0))  # (F, Q*S), newest last
+        return w.view(-1, q, s).flip(1).transpose(1, 2)
+
+    # --- for plots --------------------------------------------------------------------------
+
+    def centres_hz(self) -> torch.Tensor:
+        """(F,) current centre frequencies in Hz (after the forward's clamp)."""
+        return (self.centres() * self.audio_fs / (2 * math.pi)).detach()
+
+    def initial_centres_hz(self) -> torch.Tensor:
+        """(F,) the initial centres in Hz through the same clamp (HTK mel from f_min to f_max, except
+        that centres below 0.01 rad/sample, e.g. 60 Hz at 48 kHz, sit at 0.01 rad/sample = 76.4 Hz)."""
+        return (self.initial_centre.clamp(MIN_CENTRE, math.pi) * self.audio_fs / (2 * math.pi)).detach()
+
+    def bandwidths_hz(self) -> torch.Tensor:
+        """(F,) bandwidths in Hz: fs / (2 pi sigma_g), the standard deviation of each Gabor's Gaussian
+        frequency response (equal to ERB(fc) at initialisation)."""
+        return (self.audio_fs / (2 * math.pi * self.gabor_widths())).detach()
+
+    def impulse_responses(self) -> torch.Tensor:
+        """(F, K) complex Gabor kernels real + i imag on the centred grid n = -(K-1)/2 .. (K-1)/2."""
+        re, im = self.kernels()
+        return torch.complex(re.detach(), im.detach())
+
+    # --- forward ----------------------------------------------------------------------------
+
+    def envelope_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled Gabor envelopes (B, F, T) before PCEN, for waveform x (B, 1, T*hop)."""
+        n_frames = self.check_waveform(x)
+        b, s, q = x.shape[0], self.hop, self.n_pool_frames
+        re, im = self.kernels()
+        weights = _partition_weights(torch.cat([re, im]).to(x.dtype), s, self.n_parts)
+        spec = _frame_spectra(x[:, 0], s)
+        parts = _GaborEnvelopePool.apply(spec, weights, self._pool_blocks().to(x.dtype))  # (F, B*T, Q)
+        parts = F_.pad(parts.view(-1, b, n_frames, q), (0, 0, q - 1, 0))  # frame t gets parts[t - q, q]
+        pooled = parts[:, :, q - 1 :, 0]
+        for i in range(1, q):
+            pooled = pooled + parts[:, :, q - 1 - i : q - 1 - i + n_frames, i]
+        return pooled.transpose(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.check_waveform(x) == 0:
+            return x.new_zeros(x.shape[0], 1, self.out_channels, 0)
+        return self.pcen(self.envelope_frames(x)).unsqueeze(1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"audio_fs={self.audio_fs:g}, hop={self.hop}, n_filters={self.out_channels}, "
+            f"f_min={self.f_min:g}, f_max={self.f_max:g}, kernel_size={self.kernel_size}, pool_size={self.pool_size}"
+        )
