@@ -91,3 +91,15 @@ def test_help_and_cfg(tmp_path, cache):
     assert "schema" not in proc.stdout.split("== Composed config")[0]
     proc = strf_run(["--cfg", "job", "seed=3"], cache, tmp_path)
     assert proc.returncode == 0 and "seed: 3" in proc.stdout and "temporal_window_size: 9" in proc.stdout
+
+
+def test_ns1_leaf_run_on_the_real_release(tmp_path, cache, ns1_raw_dir):
+    """dataset=ns1 from an existing copy, the waveform view through LEAF, a named neuron selection."""
+    args = ["dataset=ns1", f"dataset.root={ns1_raw_dir}", "dataset.neurons=valid73", "frontend=leaf"]
+    proc = strf_run(args + ["trainer.max_epochs=1", "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["n_params"] == 73 * (34 * 9 + 3) + 7 * 34 and summary["lr"] == 3e-3
+    assert summary["view"] == "waveform" and summary["dataset"]["native_source"] == "recomputed"
+    assert len(pd.read_csv(tmp_path / "run" / "neurons.csv")) == 73
+    assert not any(p.suffix == ".h5" for p in ns1_raw_dir.rglob("*")), "nothing is written into the release"

@@ -848,17 +848,9 @@ def test_splits():
 # the real release (skipped where it is absent)
 
 
-def _real_raw() -> Path:
-    env = os.environ.get("STRF_RUNNER_NS1_RAW")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ns1_raw"
-    if not (path / ns1_release.META_FILE).is_file():
-        pytest.skip(f"the real NS1 release is not at {path} (set STRF_RUNNER_NS1_RAW to a copy of it)")
-    return path
-
-
 @pytest.fixture(scope="module")
-def real() -> Path:
-    return _real_raw()
+def real(ns1_raw_dir) -> Path:
+    return ns1_raw_dir
 
 
 @pytest.fixture(scope="module")
