@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,3 +27,20 @@ def _jacobian_causality(model: torch.nn.Module, x: torch.Tensor, hop: int, exact
 @pytest.fixture
 def jacobian_causality() -> Callable[..., None]:
     return _jacobian_causality
+
+
+def _pcen_loop(e: np.ndarray, alpha, delta, r, s, eps) -> np.ndarray:
+    """PCEN by its plain recursion over time, per band (F, T), initial state M(0) = E(0)."""
+    out = np.zeros_like(e)
+    for f in range(e.shape[0]):
+        m = e[f, 0]
+        for t in range(e.shape[1]):
+            if t > 0:
+                m = (1 - s[f]) * m + s[f] * e[f, t]
+            out[f, t] = (e[f, t] / (eps + m) ** alpha[f] + delta[f]) ** r[f] - delta[f] ** r[f]
+    return out
+
+
+@pytest.fixture
+def pcen_loop() -> Callable[..., np.ndarray]:
+    return _pcen_loop

@@ -47,19 +47,7 @@ def test_causal_avg_pool_frames_end_at_their_bin():
         causal_avg_pool(x, window=2, hop=3)
 
 
-def pcen_loop(e: np.ndarray, alpha, delta, r, s, eps):
-    """Plain recursion, initial state M(0) = E(0)."""
-    out = np.zeros_like(e)
-    for f in range(e.shape[0]):
-        m = e[f, 0]
-        for t in range(e.shape[1]):
-            if t > 0:
-                m = (1 - s[f]) * m + s[f] * e[f, t]
-            out[f, t] = (e[f, t] / (eps + m) ** alpha[f] + delta[f]) ** r[f] - delta[f] ** r[f]
-    return out
-
-
-def test_pcen_equals_the_recursion():
+def test_pcen_equals_the_recursion(pcen_loop):
     torch.manual_seed(1)
     pcen = PCEN(4).double()
     with torch.no_grad():
