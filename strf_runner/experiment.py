@@ -121,16 +121,16 @@ def run_experiment(
     start = time.perf_counter()
     cfg = OmegaConf.to_object(OmegaConf.structured(cfg))  # resolve ${...} defaults, check types
     validate(cfg)
+    device = resolve_device(cfg.trainer.device)
+    view = frontend_class(cfg.frontend.name).view
     run = RunDir(run_dir)
     run.claim()
-    device = resolve_device(cfg.trainer.device)
     if cfg.trainer.threads is not None:
         torch.set_num_threads(cfg.trainer.threads)
     if cfg.trainer.deterministic:
         make_deterministic()
     run.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True))
 
-    view = frontend_class(cfg.frontend.name).view
     path = dataset_path(cfg)
     content = read_dataset(path, views=(view,))
     neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, cfg.dataset.neurons)

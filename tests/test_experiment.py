@@ -56,12 +56,20 @@ def test_split_override_naming_missing_stimuli(tmp_path):
         run_experiment(cfg, tmp_path / "run")
 
 
-def test_invalid_value_fails_before_any_data_is_loaded(tmp_path):
+@pytest.mark.parametrize(
+    "break_it, key",
+    [
+        (lambda c: setattr(c.trainer, "lr", 0.0), "trainer.lr"),
+        (lambda c: setattr(c.frontend, "name", "leafy"), "frontend.name"),
+        (lambda c: setattr(c.trainer, "device", "cuda:99"), "trainer.device"),
+    ],
+)
+def test_invalid_value_fails_before_any_data_is_loaded(tmp_path, break_it, key):
     cfg = tiny_config(tmp_path)
-    cfg.trainer.lr = 0.0
-    with pytest.raises(ConfigError, match="trainer.lr"):
+    break_it(cfg)
+    with pytest.raises(ConfigError, match=key):
         run_experiment(cfg, tmp_path / "run")
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
