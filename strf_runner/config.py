@@ -135,6 +135,7 @@ class SincNetFrontendConfig(FrontendConfig):
     activation: str = "logabs"
     envelope: bool = False
     envelope_ms: Optional[float] = None
+    fir: str = "auto"
 
 
 @dataclass
@@ -151,6 +152,7 @@ class GammatoneFrontendConfig(FrontendConfig):
     rectify: str = "half"
     compression: str = "log"
     learn_centres: bool = False
+    fir: str = "auto"
 
 
 @dataclass

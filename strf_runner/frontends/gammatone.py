@@ -10,14 +10,14 @@ Each filter is the order-n gammatone impulse response sampled at t = k / fs, k =
 
 divided by the peak of its max(4096, K)-point spectrum magnitude (unit gain at its best frequency).
 
-Forward: causal FIR filtering (tap 0 = the current sample, by FFT: ``causal_fft_conv``),
+Forward: causal FIR filtering (tap 0 = the current sample; ``fir``: by FFT by default, or direct),
 half-wave (or full-wave) rectification, causal average pooling (window default 2 hops, ending at
 each hop boundary, stride hop), compression log(max(., 1e-4)) (or cube root / log1p / none).
 
-Causality: frame t depends on samples < (t+1)*hop only. Because the filtering runs through an FFT
-over the whole clip, later samples reach earlier outputs through float rounding alone (about 1e-7
-of their size in float32, 1e-16 in float64); the direct convolution would be exact but several
-times slower for 960 taps (about 0.4 s against 0.1 s per 5 s stimulus on two CPU threads).
+Causality: frame t depends on samples < (t+1)*hop only. With the FFT (``fir="auto"`` or "fft"),
+later samples reach earlier outputs through float rounding alone (about 1e-7 of their size in
+float32, 1e-16 in float64); ``fir="direct"`` is exactly causal but several times slower on a CPU
+for 960 taps (benchmarks/frontends.py measures both).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch import nn
 
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import WaveformFrontend
-from strf_runner.frontends.ops import COMPRESSIONS, causal_avg_pool, causal_fft_conv, compress
+from strf_runner.frontends.ops import COMPRESSIONS, FIR_METHODS, causal_avg_pool, causal_fir, compress
 from strf_runner.frontends.registry import register
 from strf_runner.frontends.spacing import erb_centres
 
@@ -52,7 +52,7 @@ class Gammatone(WaveformFrontend):
     in Hz (f_max capped below Nyquist, see module doc). order: gammatone order (4). kernel_ms: FIR
     length in ms. pool_ms: pooling window in ms (default 2 hops; at least one hop). rectify: "half"
     or "full". compression: "log" (log(max(x, floor))), "cuberoot" (max(x, floor^3)^(1/3)),
-    "log1p" or "none".
+    "log1p" or "none". fir: "auto" / "fft" / "direct", how the FIR filtering runs (``ops.causal_fir``).
     learn_centres: make the F centre frequencies learnable (F parameters, stored as logits of
     (fc - 1 Hz) / (Nyquist - 2 Hz), so they stay inside (0, Nyquist) whatever the optimiser does;
     the kernels are rebuilt from them differentiably every forward). 0 parameters otherwise.
@@ -72,6 +72,7 @@ class Gammatone(WaveformFrontend):
         compression: str = "log",
         learn_centres: bool = False,
         floor: float = 1e-4,
+        fir: str = "auto",
     ) -> None:
         super().__init__(n_filters, audio_fs, hop)
         if n_filters < 1:
@@ -84,6 +85,9 @@ class Gammatone(WaveformFrontend):
             raise ConfigError(f"frontend.compression={compression!r} is not one of {COMPRESSIONS}")
         if floor <= 0:
             raise ConfigError(f"frontend.floor must be > 0, got {floor}")
+        if fir not in FIR_METHODS:
+            raise ConfigError(f"frontend.fir={fir!r} is not one of {FIR_METHODS}")
+        self.fir = fir
         top = gammatone_top_centre(self.audio_fs)
         f_max = min(float(f_max), top)
         if not 0 < f_min < f_max:
@@ -144,7 +148,7 @@ class Gammatone(WaveformFrontend):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_waveform(x)
-        y = causal_fft_conv(x, self.kernels().to(x.dtype))
+        y = causal_fir(x, self.kernels().to(x.dtype), self.fir)
         y = F_.relu(y) if self.rectify == "half" else y.abs()
         pooled = causal_avg_pool(y, self.pool, self.hop)
         return compress(pooled, self.compression, self.floor).unsqueeze(1)
@@ -154,5 +158,5 @@ class Gammatone(WaveformFrontend):
             f"audio_fs={self.audio_fs:g}, hop={self.hop}, n_filters={self.out_channels}, "
             f"f_min={self.f_min:g}, f_max={self.f_max:g}, order={self.order}, taps={self.n_taps}, "
             f"pool={self.pool}, rectify={self.rectify!r}, compression={self.compression!r}, "
-            f"learn_centres={self.centre_logit is not None}"
+            f"learn_centres={self.centre_logit is not None}, fir={self.fir!r}"
         )

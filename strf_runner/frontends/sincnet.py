@@ -17,8 +17,9 @@ samples (2.6 ms for K = 251 at 48 kHz): the price of causality, not a look-ahead
 - Strided mode (default): left-pad max(0, K - hop), convolve with stride hop. Frame t is the
   filter output at sample (t+1)*hop - 1 for K >= hop (for K < hop, as the spec says, no padding:
   frame t reads samples [t*hop, t*hop + K)). Exactly causal.
-- Envelope mode: left-pad K - 1, convolve at stride 1 (by FFT for K > 160, where the direct
-  convolution is slower; later samples then reach earlier outputs only through float rounding),
+- Envelope mode: left-pad K - 1, convolve at stride 1 (``fir="auto"``: by FFT for K > 160, where the
+  direct convolution is slower on a CPU; later samples then reach earlier outputs only through float
+  rounding; ``fir="direct"`` is exact),
   absolute value, causal average pooling over ``envelope_ms`` ending at each hop boundary.
 Then the activation: "logabs" log(1 + |x|) or "symlog" sign(x) log(1 + |x|).
 """
@@ -32,13 +33,12 @@ from torch import nn
 
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import WaveformFrontend
-from strf_runner.frontends.ops import causal_avg_pool, causal_fft_conv
+from strf_runner.frontends.ops import FIR_METHODS, causal_avg_pool, causal_fir
 from strf_runner.frontends.registry import register
 from strf_runner.frontends.spacing import hz_to_mel, mel_to_hz
 
 ACTIVATIONS = ("logabs", "symlog")
 INITS = ("mel", "linear")
-FFT_MIN_TAPS = 160  # envelope mode filters by FFT above this kernel size (measured crossover ~130-250)
 
 
 @register("sincnet")
@@ -49,7 +49,8 @@ class SincNet(WaveformFrontend):
     f_min, f_max: range of the F + 1 initial band edges (f_max defaults to and is capped at
     Nyquist). init: "mel" (edges evenly spaced on the HTK mel scale) or "linear". activation:
     "logabs" or "symlog". envelope: rectify and average-pool the stride-1 output instead of sampling
-    it every hop; envelope_ms: pooling window (default: one hop).
+    it every hop; envelope_ms: pooling window (default: one hop). fir: "auto" / "fft" / "direct",
+    how envelope mode filters (``ops.causal_fir``).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class SincNet(WaveformFrontend):
         activation: str = "logabs",
         envelope: bool = False,
         envelope_ms: float | None = None,
+        fir: str = "auto",
     ) -> None:
         super().__init__(n_filters, audio_fs, hop)
         if n_filters < 1:
@@ -74,6 +76,9 @@ class SincNet(WaveformFrontend):
             raise ConfigError(f"frontend.init={init!r} is not one of {INITS}")
         if activation not in ACTIVATIONS:
             raise ConfigError(f"frontend.activation={activation!r} is not one of {ACTIVATIONS}")
+        if fir not in FIR_METHODS:
+            raise ConfigError(f"frontend.fir={fir!r} is not one of {FIR_METHODS}")
+        self.fir = fir
         nyquist = self.audio_fs / 2
         f_max = nyquist if f_max is None else min(float(f_max), nyquist)
         if not 0 <= f_min < f_max:
@@ -137,11 +142,8 @@ class SincNet(WaveformFrontend):
         if not self.envelope:
             y = F_.conv1d(F_.pad(x, (max(0, k_len - self.hop), 0)), h[:, None], stride=self.hop)
         else:
-            if k_len > FFT_MIN_TAPS:
-                # conv1d correlates: y[t] = sum_j h[j] x[t - K + 1 + j] = sum_k h[K-1-k] x[t - k]
-                y = causal_fft_conv(x, h.flip(-1))
-            else:
-                y = F_.conv1d(F_.pad(x, (k_len - 1, 0)), h[:, None])
+            # the centred kernel as causal taps: tap k multiplies x[t - k]
+            y = causal_fir(x, h.flip(-1), self.fir)
             y = causal_avg_pool(y.abs(), self.envelope_window, self.hop)
         out = torch.log1p(y.abs())
         if self.activation == "symlog":

@@ -206,3 +206,12 @@ def test_finite_for_silence_clipping_and_loud_input(compression):
 def test_parameter_counts():
     assert sum(p.numel() for p in Gammatone(FS, HOP).parameters()) == 0
     assert sum(p.numel() for p in Gammatone(FS, HOP, learn_centres=True).parameters()) == 34
+
+
+def test_direct_filtering_is_exactly_causal_and_equals_the_fft_path(jacobian_causality):
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 8 * HOP, dtype=torch.float64)
+    direct = Gammatone(FS, HOP, fir="direct").double().eval()
+    jacobian_causality(direct, x, HOP, exact=True)
+    fft = Gammatone(FS, HOP, fir="fft").double().eval()
+    torch.testing.assert_close(direct(x), fft(x), rtol=1e-9, atol=1e-9)

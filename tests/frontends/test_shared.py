@@ -26,6 +26,21 @@ def test_fft_conv_equals_direct_causal_convolution():
     np.testing.assert_allclose(y.numpy(), expected, atol=1e-10)
 
 
+@pytest.mark.parametrize("k_len", [5, 300])
+def test_causal_fir_methods_agree(k_len):
+    from strf_runner.frontends.ops import causal_fir
+
+    torch.manual_seed(k_len)
+    x = torch.randn(2, 1, 1000, dtype=torch.float64)
+    h = torch.randn(4, k_len, dtype=torch.float64)
+    direct = causal_fir(x, h, "direct")
+    torch.testing.assert_close(causal_fir(x, h, "fft"), direct, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(causal_fir(x, h, "auto"), direct, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(direct, causal_fft_conv(x, h), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ConfigError, match="fir"):
+        causal_fir(x, h, "winograd")
+
+
 def test_fast_len():
     for n in (1, 7, 999, 1998, 240_000):
         m = _fast_len(n)

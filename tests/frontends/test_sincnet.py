@@ -213,3 +213,13 @@ def test_finite_for_silence_clipping_and_loud_input(options):
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in sinc.parameters())
+
+
+def test_envelope_direct_filtering_is_exactly_causal_and_equals_the_fft_path(jacobian_causality):
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 8 * HOP, dtype=torch.float64)
+    options = dict(kernel_size=753, envelope=True, envelope_ms=10.0)
+    direct = SincNet(FS, HOP, fir="direct", **options).double().eval()
+    jacobian_causality(direct, x, HOP, exact=True)
+    fft = SincNet(FS, HOP, fir="fft", **options).double().eval()
+    torch.testing.assert_close(direct(x), fft(x), rtol=1e-9, atol=1e-9)
