@@ -32,6 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO_FS, HOP, N_FRAMES, N_BANDS = 48000, 240, 999, 34
 DIRECT = "leaf-direct"  # the reference row: LEAF by direct convolution
+SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
+# each FFT-filtering row and its direct-convolution reference (same kernels, conv1d instead of FFT)
+REFERENCES = {
+    "leaf": DIRECT,
+    "gammatone": "gammatone[fir=direct]",
+    SINC_ENV: "sincnet[envelope=true,kernel_size=753,envelope_ms=10,fir=direct]",
+}
 
 
 def peak_rss_mb() -> float:
@@ -70,15 +77,28 @@ def direct_leaf_class():
     return DirectLEAF
 
 
-def build(name: str):
+def parse_row(row: str) -> tuple[str, dict]:
+    """"name[key=value,...]" -> (name, options); values parsed as YAML scalars (true, 753, 10.0)."""
+    import yaml
+
+    name, _, rest = row.partition("[")
+    options = {}
+    for item in filter(None, rest.rstrip("]").split(",")):
+        key, _, value = item.partition("=")
+        options[key] = yaml.safe_load(value)
+    return name, options
+
+
+def build(row: str):
     from strf_runner.frontends.registry import build_frontend, frontend_class
 
-    if name == DIRECT:
+    if row == DIRECT:
         return direct_leaf_class()(build_frontend("leaf", audio_fs=AUDIO_FS, hop=HOP)), "waveform"
+    name, options = parse_row(row)
     view = frontend_class(name).view
     if view == "waveform":
-        return build_frontend(name, audio_fs=AUDIO_FS, hop=HOP), view
-    return build_frontend(name, n_bands=N_BANDS), view
+        return build_frontend(name, audio_fs=AUDIO_FS, hop=HOP, **options), view
+    return build_frontend(name, n_bands=N_BANDS, **options), view
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -179,12 +199,14 @@ def main() -> None:
         if unknown:
             parser.error(f"--only: unknown front-end(s) {unknown}; registered: {names}")
         names = [n for n in names if n in wanted] + ([DIRECT] if DIRECT in wanted else [])
-    if "leaf" in names and not args.no_reference and DIRECT not in names:
-        names.append(DIRECT)
+    if "sincnet" in names and not args.only:
+        names.append(SINC_ENV)
+    if not args.no_reference:
+        names += [ref for fast, ref in REFERENCES.items() if fast in names and ref not in names]
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)  # a log file: do not squeeze the table into 80 columns
+        console = Console(width=220)  # a log file: do not squeeze the table into 80 columns
     start = time.perf_counter()
     results = []
     for name in names:
@@ -222,14 +244,19 @@ def main() -> None:
             f"{r['rss_setup_mb']:,.0f}",
         )
     console.print(table)
-    ref = by_name.get(DIRECT)
-    if leaf and ref and "error" not in leaf and "error" not in ref:
-        console.print(
-            "LEAF (partitioned FFT) vs direct conv1d reference: "
-            f"forward x{ref['forward_ms'] / leaf['forward_ms']:.1f}, "
-            f"forward + backward x{ref['fwd_bwd_ms'] / leaf['fwd_bwd_ms']:.1f} faster; "
-            f"outputs differ by {ref['max_rel_diff']:.1e} (max, relative to the largest output)"
+    for fast_name, ref_name in REFERENCES.items():
+        fast, ref = by_name.get(fast_name), by_name.get(ref_name)
+        if not fast or not ref or "error" in fast or "error" in ref:
+            continue
+        key = "fwd_bwd_ms" if fast["fwd_bwd_ms"] and ref["fwd_bwd_ms"] else "forward_ms"
+        line = (
+            f"{escape(fast_name)} vs its direct-convolution reference: forward x{ref['forward_ms'] / fast['forward_ms']:.1f}"
+            + (f", forward + backward x{ref[key] / fast[key]:.1f}" if key == "fwd_bwd_ms" else "")
+            + " faster"
         )
+        if "max_rel_diff" in ref:
+            line += f"; outputs differ by {ref['max_rel_diff']:.1e} (max, relative to the largest output)"
+        console.print(line)
     if args.malloc == "keep" and results and not all(r.get("malloc_kept", True) for r in results if "error" not in r):
         console.print("[yellow]mallopt unavailable (not glibc): ran with the default allocator[/yellow]")
     console.print(
