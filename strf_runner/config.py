@@ -1,7 +1,7 @@
 """Structured configs: the typed schema of every config group, and value checks.
 
 Each YAML option under ``conf/<group>/`` starts from one of these dataclasses (the CLI stores them
-in Hydra's ConfigStore under ``schema/...``), so an unknown key or a wrong type fails at compose
+in Hydra's ConfigStore as ``schema_<group>_<kind>``), so an unknown key or a wrong type fails at compose
 time. ``validate`` then checks values and combinations before any data is loaded. This module does
 not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_experiment``.
 """
