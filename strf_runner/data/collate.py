@@ -17,6 +17,7 @@ class Batch(TypedDict):
     psth: (B, N, 1, T_max), mean over valid repeats, NaN-padded along T.
     valid_mask: (B, N, R_max, T_max) bool, True where responses are not NaN.
     stim_metas: list of B metadata dicts.
+    Tensors that needed no padding may share memory with the dataset's items: do not modify them in place.
     """
 
     stims: torch.Tensor
@@ -41,6 +42,8 @@ def collate(items: Sequence[Item]) -> Batch:
 
 
 def _pad_stack(tensors: Sequence[torch.Tensor], value: float) -> torch.Tensor:
+    if all(t.shape == tensors[0].shape for t in tensors):  # nothing to pad (always so for B = 1)
+        return torch.stack(tensors) if len(tensors) > 1 else tensors[0].unsqueeze(0)
     shape = [max(t.shape[d] for t in tensors) for d in range(tensors[0].dim())]
     out = tensors[0].new_full([len(tensors), *shape], value)
     for b, t in enumerate(tensors):

