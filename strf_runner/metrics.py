@@ -118,7 +118,26 @@ def _psth_and_mask(resp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
 
 
 def _signal_noise_power(resp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """SP and NP, (N,) float64, for float64 resp (B, N, R, T). See the module docstring."""
+    """SP and NP, (N,) float64, for resp (B, N, R, T). See the module docstring.
+
+    Computed one stimulus at a time in float64, so the temporaries stay the size of one stimulus
+    (a whole NS1 training set in float64 would need ~1 GB of them), then combined across stimuli.
+    """
+    parts = [_stimulus_powers(resp[b : b + 1].to(torch.float64)) for b in range(resp.shape[0])]
+    sp_b, np_b, w = (torch.cat(x) for x in zip(*parts))  # (B, N) each; w = 0 where not qualifying
+    zero = torch.zeros((), dtype=torch.float64, device=resp.device)
+    w_sum = w.sum(dim=0)  # (N,)
+    has = w_sum > 0
+    nan = torch.full((), math.nan, dtype=torch.float64, device=resp.device)
+    w_safe = w_sum.clamp(min=1.0)
+    sp = torch.where(has, (w * torch.where(w > 0, sp_b, zero)).sum(dim=0) / w_safe, nan)
+    npow = torch.where(has, (w * torch.where(w > 0, np_b, zero)).sum(dim=0) / w_safe, nan)
+    return sp, npow
+
+
+def _stimulus_powers(resp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per stimulus SP_b, NP_b and the weight T_v (0 where the stimulus does not qualify), each
+    (B, N), for float64 resp (B, N, R, T)."""
     valid = ~torch.isnan(resp)  # (B, N, R, T)
     bin_ok = valid.any(dim=2)  # (B, N, T): PSTH valid
     t_v = bin_ok.sum(dim=-1)  # (B, N)
@@ -148,14 +167,7 @@ def _signal_noise_power(resp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     qual = (r_v >= 2) & (t_v >= 2)  # (B, N)
     sp_b = (r_f * v_b - tp_b) / (r_f - 1.0).clamp(min=1.0)
     np_b = tp_b - sp_b
-    w = torch.where(qual, t_v.to(resp.dtype), zero)  # (B, N)
-    w_sum = w.sum(dim=0)  # (N,)
-    has = w_sum > 0
-    nan = torch.full((), math.nan, dtype=resp.dtype, device=resp.device)
-    w_safe = w_sum.clamp(min=1.0)
-    sp = torch.where(has, (w * torch.where(qual, sp_b, zero)).sum(dim=0) / w_safe, nan)
-    npow = torch.where(has, (w * torch.where(qual, np_b, zero)).sum(dim=0) / w_safe, nan)
-    return sp, npow
+    return sp_b, np_b, torch.where(qual, t_v.to(resp.dtype), zero)
 
 
 @dataclass
@@ -252,7 +264,7 @@ def signal_power(resp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         at least 2 usable repeats and 2 valid bins.
     """
     _check_resp(resp)
-    return _signal_noise_power(resp.detach().to(torch.float64))
+    return _signal_noise_power(resp.detach())
 
 
 @torch.no_grad()
@@ -348,10 +360,11 @@ class ResponseSummary:
 def summarise_responses(resp: torch.Tensor) -> ResponseSummary:
     """PSTH, validity and signal/noise power of responses (B, N, R, T), for ``score_summary``."""
     _check_resp(resp)
-    y = resp.detach().to(torch.float64)
-    g, ok = _psth_and_mask(y)
-    sp, npow = _signal_noise_power(y)
-    return ResponseSummary(psth=g, valid=ok, signal_power=sp, noise_power=npow, n_repeats=int(y.shape[2]))
+    resp = resp.detach()
+    parts = [_psth_and_mask(resp[b : b + 1].to(torch.float64)) for b in range(resp.shape[0])]
+    g, ok = (torch.cat(x) for x in zip(*parts))
+    sp, npow = _signal_noise_power(resp)
+    return ResponseSummary(psth=g, valid=ok, signal_power=sp, noise_power=npow, n_repeats=int(resp.shape[2]))
 
 
 @torch.no_grad()
