@@ -28,6 +28,20 @@ class Frontend(nn.Module):
         raise NotImplementedError
 
 
+class SpectrogramFrontend(Frontend):
+    """A front-end on the dataset's spectrogram view: (B, 1, F, T) -> (B, 1, F', T)."""
+
+    view = "spectrogram"
+
+    def check_spectrogram(self, x: torch.Tensor, name: str) -> None:
+        """Validate a spectrogram batch (B, 1, F=out_channels, T); ``name`` is the config name in errors."""
+        if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.out_channels:
+            raise ShapeError(
+                f"{name} front-end expects a spectrogram batch (B, 1, F={self.out_channels}, T); "
+                f"got {tuple(x.shape)}"
+            )
+
+
 class WaveformFrontend(Frontend):
     """A front-end on raw audio: (B, 1, T * hop) -> (B, 1, F, T).
 

@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from strf_runner.errors import ConfigError, ShapeError
-from strf_runner.frontends.base import Frontend
+from strf_runner.errors import ConfigError
+from strf_runner.frontends.base import SpectrogramFrontend
 from strf_runner.frontends.pcen import PCEN
 from strf_runner.frontends.registry import register
 
@@ -23,14 +23,12 @@ DB_TO_LOG = math.log(10.0) / 20.0  # 10^(dB/20) = exp(dB * ln(10) / 20)
 
 
 @register("native_pcen")
-class NativePCEN(Frontend):
+class NativePCEN(SpectrogramFrontend):
     """(B, 1, F, T) native dB spectrogram -> linear magnitude -> per-band PCEN -> (B, 1, F, T).
 
     n_bands: F (passed by the runner from the dataset). alpha, delta, root, smooth, eps: PCEN's
     initial values (LEAF's defaults); learnable=False freezes them. 4F parameters (136 at F = 34).
     """
-
-    view = "spectrogram"
 
     def __init__(
         self,
@@ -44,24 +42,10 @@ class NativePCEN(Frontend):
     ) -> None:
         if n_bands < 1:
             raise ConfigError(f"native_pcen: n_bands must be >= 1, got {n_bands}")
-        checks = [
-            (alpha > 0, "alpha", alpha, "> 0"),
-            (delta > 0, "delta", delta, "> 0"),
-            (root > 0, "root", root, "> 0"),
-            (0 < smooth < 1, "smooth", smooth, "in (0, 1)"),
-            (eps > 0, "eps", eps, "> 0"),
-        ]
-        for ok, key, value, need in checks:
-            if not ok:
-                raise ConfigError(f"frontend.{key} must be {need}, got {value}")
         super().__init__(out_channels=n_bands)
         self.pcen = PCEN(n_bands, alpha=alpha, delta=delta, root=root, smooth=smooth, eps=eps, learnable=learnable)
 
     def forward(self, stims: torch.Tensor) -> torch.Tensor:
-        if stims.dim() != 4 or stims.shape[1] != 1 or stims.shape[2] != self.out_channels:
-            raise ShapeError(
-                f"native_pcen front-end expects a spectrogram batch (B, 1, F={self.out_channels}, T); "
-                f"got {tuple(stims.shape)}"
-            )
+        self.check_spectrogram(stims, "native_pcen")
         magnitude = torch.exp(stims[:, 0] * DB_TO_LOG)  # 10^(dB/20), > 0
         return self.pcen(magnitude).unsqueeze(1)

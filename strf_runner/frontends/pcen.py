@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.errors import ConfigError
+
 
 
 def exp_smooth(x: torch.Tensor, s: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
@@ -68,6 +70,16 @@ class PCEN(nn.Module):
         learnable: bool = True,
     ) -> None:
         super().__init__()
+        checks = [
+            (alpha > 0, "alpha", alpha, "> 0"),
+            (delta > 0, "delta", delta, "> 0"),
+            (root > 0, "root", root, "> 0"),
+            (0 < smooth < 1, "smooth", smooth, "in (0, 1)"),
+            (eps > 0, "eps", eps, "> 0"),
+        ]
+        for ok, key, value, need in checks:
+            if not ok:
+                raise ConfigError(f"frontend.{key} (PCEN) must be {need}, got {value}")
         self.eps = eps
         init = {
             "alpha_raw": inverse_softplus(alpha),

@@ -154,3 +154,9 @@ def test_exp_smooth_equals_the_recursion(t_len):
     for t in range(t_len):
         m = (1 - s) * m + s * x[..., t]
         torch.testing.assert_close(got[..., t], m, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("option, value", [("alpha", 0.0), ("delta", -1.0), ("root", 0.0), ("smooth", 1.0), ("eps", 0.0)])
+def test_pcen_rejects_invalid_initial_values(option, value):
+    with pytest.raises(ConfigError, match=f"frontend.{option}"):
+        PCEN(3, **{option: value})
