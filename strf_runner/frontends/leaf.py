@@ -18,18 +18,21 @@ fs / (2 pi ERB(fc)), sigma_p = L / 4.
 How the filtering is computed (exactly causal, FFT-fast): a uniformly partitioned overlap-save
 convolution whose blocks are the frames themselves. The causal filter (lags 0 .. K-1) is cut into
 P = ceil((K-1)/hop) partitions of hop + 1 taps starting at lags 0, hop, 2 hop, ...; frame t's hop
-output samples are sum_p irfft(X_{t-p} * H_p) (second half of a 2 hop point transform), where X_b is
-the spectrum of input samples [(b-1) hop, (b+1) hop). Every transform therefore covers samples of
-one frame and the frame before it, never a later one: output frame t is computed from samples
-< (t+1) hop only, bit for bit, and the input gradient of frame t is exactly zero after it (the
-causality tests assert exact zeros, with no rounding allowance). The input spectra are one cheap
-single-channel rfft; the sum over partitions for all 68 real channels (real and imaginary kernels)
-is one real batched matmul over frequency bins, followed by one inverse FFT. The envelope and the
-pooling (a batched matmul per channel over each frame's hop samples, then a sum over the
-Q = ceil(L / hop) frames a window spans) live in the same autograd node, whose backward is written
-by hand: one rfft of the filtered signal's gradient, then per-bin products with the stored input
-spectra for the kernel gradient (the input gradient, needed only for causality tests and
-waveform gradient maps, takes one more matmul).
+output samples are sum_p irfft(X_{t-p} * H_p) (samples hop .. 2 hop - 1 of an N-point transform,
+N the power of two >= 2 hop: 512 at NS1's hop of 240, where MKL runs about 3x faster than at 480),
+where X_b is the spectrum of input samples [(b-1) hop, (b+1) hop). Every transform therefore covers
+samples of one frame and the frame before it, never a later one: output frame t is computed from
+samples < (t+1) hop only, bit for bit, and the input gradient of frame t is exactly zero after it
+(the causality tests assert exact zeros, with no rounding allowance). That per-frame inverse FFT of
+all 68 real channels (real and imaginary kernels) is the price of exactness and the largest single
+cost. The input spectra are one cheap single-channel rfft; the sum over partitions is one real
+batched matmul over frequency bins. The envelope and the pooling (a batched matmul per channel over
+each frame's hop samples, then a sum over the Q = ceil(L / hop) frames a window spans) live in the
+same autograd node, whose backward is written by hand. The kernel gradient, a cross-correlation of
+the filtered signal's gradient with the input over K lags, does not need per-frame transforms: it
+is computed in long blocks (``correlation_geometry``: 4096-point transforms, 14 frames a block),
+which halves the backward's transform work and cuts its per-bin products five-fold. The input
+gradient (causality tests, waveform gradient maps) is the exact adjoint of the per-frame forward.
 """
 
 from __future__ import annotations
@@ -53,29 +56,35 @@ MIN_GABOR_WIDTH = 1.0  # samples
 MIN_POOL_WIDTH = 0.5  # samples
 
 
-def _frame_spectra(x: torch.Tensor, hop: int) -> torch.Tensor:
-    """(B, T, S+1): the rfft (2S points) of samples [(t-1) S, (t+1) S) of x (B, T*S), S = hop, zeros
-    before the clip. Frame t's spectrum uses samples < (t+1) S only."""
+def fft_size(hop: int) -> int:
+    """N: the power of two >= 2 S. Overlap-save needs N >= 2 S; MKL's power-of-two transforms
+    run about 3x faster than the 480-point ones of NS1's S = 240."""
+    return 1 << (2 * hop - 1).bit_length()
+
+
+def _frame_spectra(x: torch.Tensor, hop: int, n_fft: int) -> torch.Tensor:
+    """(B, T, N/2+1): the N-point rfft of samples [(t-1) S, (t+1) S) of x (B, T*S), S = hop, zeros
+    before the clip and after the 2 S samples. Frame t's spectrum uses samples < (t+1) S only."""
     blocks = F_.pad(x, (hop, 0)).unfold(-1, 2 * hop, hop)  # (B, T, 2S)
-    return torch.fft.rfft(blocks)
+    return torch.fft.rfft(blocks, n=n_fft)
 
 
 def _delayed(spec: torch.Tensor, n_parts: int) -> torch.Tensor:
-    """(B, T, P, S+1): entry [b, t, p] = spec[b, t - p] (zero for t < p)."""
+    """(B, T, P, N/2+1): entry [b, t, p] = spec[b, t - p] (zero for t < p)."""
     t_len = spec.shape[1]
     padded = F_.pad(spec, (0, 0, n_parts - 1, 0))
     return torch.stack([padded[:, n_parts - 1 - p : n_parts - 1 - p + t_len] for p in range(n_parts)], 2)
 
 
 def _data_matrix(spec: torch.Tensor, n_parts: int) -> torch.Tensor:
-    """(S+1, 2P, 2BT) real data matrix of the partitioned convolution, from spec (B, T, S+1).
+    """(N/2+1, 2P, 2BT) real data matrix of the partitioned convolution, from spec (B, T, N/2+1).
 
     Row (p, 0) holds X_{t-p} as (Re, Im) pairs over the columns (b, t, re/im), row (p, 1) holds
     i X_{t-p} = (-Im, Re), so that for weights W[k, c, (p, 0)] = Re H_p, W[k, c, (p, 1)] = Im H_p the
     real matmul W @ M gives Y = sum_p H_p X_{t-p} as interleaved (Re, Im) pairs.
     """
     b, t_len, n_bins = spec.shape
-    delayed = _delayed(spec, n_parts).permute(3, 2, 0, 1)  # (S+1, P, B, T)
+    delayed = _delayed(spec, n_parts).permute(3, 2, 0, 1)  # (N/2+1, P, B, T)
     out = torch.empty(n_bins, n_parts, 2, b, t_len, dtype=spec.dtype, device=spec.device)
     out[:, :, 0] = delayed
     torch.mul(delayed, 1j, out=out[:, :, 1])
@@ -83,21 +92,21 @@ def _data_matrix(spec: torch.Tensor, n_parts: int) -> torch.Tensor:
 
 
 def _data_matrix_adjoint(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Gradient w.r.t. spec (B, T, S+1) (as Re + i Im) from the gradient (S+1, 2P, 2BT) of its data matrix."""
+    """Gradient w.r.t. spec (B, T, N/2+1) (as Re + i Im) from the gradient (N/2+1, 2P, 2BT) of its data matrix."""
     b, t_len, n_bins = shape
     n_parts = grad.shape[1] // 2
-    g = torch.view_as_complex(grad.reshape(n_bins, n_parts, 2, b, t_len, 2))  # (S+1, P, 2, B, T)
+    g = torch.view_as_complex(grad.reshape(n_bins, n_parts, 2, b, t_len, 2))  # (N/2+1, P, 2, B, T)
     # d/d Re X and d/d Im X of row (p, 0) [Re X, Im X] and row (p, 1) [-Im X, Re X]:
     # Re X gets g0.re + g1.im and Im X gets g0.im - g1.re, i.e. complex g0 - i g1
-    g = g[:, :, 0] - 1j * g[:, :, 1]  # (S+1, P, B, T), column t feeds X_{t-p}
+    g = g[:, :, 0] - 1j * g[:, :, 1]  # (N/2+1, P, B, T), column t feeds X_{t-p}
     out = g[:, 0].clone()
     for p in range(1, min(n_parts, t_len)):  # X_s feeds column s + p of row p
         out[..., : t_len - p] += g[:, p, :, p:]
     return out.permute(1, 2, 0)
 
 
-def _partition_weights(kernels: torch.Tensor, hop: int, n_parts: int) -> torch.Tensor:
-    """(S+1, C, 2P) real-form spectra of the causal filters cut into P partitions of S+1 taps.
+def _partition_weights(kernels: torch.Tensor, hop: int, n_parts: int, n_fft: int) -> torch.Tensor:
+    """(N/2+1, C, 2P) real-form N-point spectra of the causal filters cut into P partitions of S+1 taps.
 
     kernels: (C, K) correlation kernels (conv1d weights), so the causal filter is h[m] = k[K-1-m],
     lag m = 0 .. K-1. Partition p holds lags p S .. p S + S; lag p S (p >= 1) is left to
@@ -109,92 +118,134 @@ def _partition_weights(kernels: torch.Tensor, hop: int, n_parts: int) -> torch.T
     parts = lags.unfold(-1, s + 1, s)  # (C, P, S+1)
     keep = torch.ones(n_parts, s + 1, dtype=kernels.dtype, device=kernels.device)
     keep[1:, 0] = 0
-    spec = torch.fft.rfft(parts * keep, n=2 * s)  # (C, P, S+1)
-    return torch.stack([spec.real, spec.imag], -1).permute(2, 0, 1, 3).reshape(s + 1, c, 2 * n_parts)
+    spec = torch.fft.rfft(parts * keep, n=n_fft)  # (C, P, N/2+1)
+    return torch.stack([spec.real, spec.imag], -1).permute(2, 0, 1, 3).reshape(n_fft // 2 + 1, c, 2 * n_parts)
 
 
-def _bin_weights(hop: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(S+1,) scale turning rfft([g; 0]) into the gradient w.r.t. the spectrum of irfft(.)[S:]:
-    (-1)^k (the S-sample shift) times 2/N for interior bins, 1/N for DC and Nyquist (N = 2S)."""
-    n = 2 * hop
-    w = torch.full((hop + 1,), 2.0 / n, dtype=dtype, device=device)
-    w[0] = w[-1] = 1.0 / n
-    w[1::2] *= -1
+def _bin_weights(n_fft: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(N/2+1,) the adjoint of irfft: the gradient w.r.t. bin k of the spectrum (as Re, Im) of
+    irfft(Y, N) is rfft(g)[k] times 2/N for interior bins, 1/N for DC and Nyquist."""
+    w = torch.full((n_fft // 2 + 1,), 2.0 / n_fft, dtype=dtype, device=device)
+    w[0] = w[-1] = 1.0 / n_fft
     return w
 
 
-def _spectral_weight_grad(g_spec: torch.Tensor, spec: torch.Tensor, n_parts: int, chunk: int = 16) -> torch.Tensor:
-    """Gradient w.r.t. the weights, (S+1, C, 2P) before the bin scale, from the output-spectrum
-    gradient g_spec (C, BT, S+1) and the frame spectra spec (B, T, S+1).
+def correlation_geometry(k_len: int, hop: int) -> tuple[int, int]:
+    """(N', D) of the kernel gradient's long-block correlation: N' the power of two >= 4 (K-1) and
+    >= K - 1 + 4 S, D the whole frames per block that fit with the K - 1 samples of history
+    (N' = 4096, D = 3360 = 14 frames for K = 721, S = 240)."""
+    n_fft = 1 << (max(4 * (k_len - 1), k_len - 1 + 4 * hop) - 1).bit_length()
+    return n_fft, (n_fft - k_len + 1) // hop * hop
 
-    Per bin k: sum over frames of g_spec[c, bt, k] conj(X_{t-p}[k]) as (Re, Im) in columns (p, .).
-    Elementwise products over chunks of ``chunk`` frames: the big spectrum stays bin-innermost as
-    the FFT returns it (a transpose for a batched matmul over bins costs more than this).
+
+def _signal_blocks(x: torch.Tensor, k_len: int, n_fft: int, step: int) -> torch.Tensor:
+    """(B, J, N'/2+1): N'-point spectra of the input x (B, T*S) in blocks for ``_kernel_grad``.
+
+    Block j holds samples [j D - (K-1), (j+1) D), D = ``step`` (zeros outside the clip)."""
+    n_blocks = -(-x.shape[-1] // step)
+    padded = F_.pad(x, (k_len - 1, n_blocks * step - x.shape[-1]))
+    return torch.fft.rfft(padded.unfold(-1, step + k_len - 1, step), n=n_fft)
+
+
+def _product_into_blocks(dst: torch.Tensor, a: torch.Tensor, b: torch.Tensor, m: int) -> None:
+    """dst (F, B, J, N') <- a * b, both (F, B, T, S): frames j m .. j m + m - 1 go to the first
+    m S positions of block j, zeros everywhere else. No intermediate copies."""
+    t_len, s = a.shape[2], a.shape[3]
+    frames = dst[..., : m * s].unflatten(-1, (m, s))  # (F, B, J, m, S)
+    full = t_len // m
+    if full:
+        torch.mul(a[:, :, : full * m].unflatten(2, (full, m)), b[:, :, : full * m].unflatten(2, (full, m)),
+                  out=frames[:, :, :full])
+    rest = t_len - full * m
+    if rest:
+        torch.mul(a[:, :, full * m :], b[:, :, full * m :], out=frames[:, :, full, :rest])
+        frames[:, :, full, rest:].zero_()
+    dst[..., m * s :].zero_()
+
+
+def _kernel_grad(grad_blocks: torch.Tensor, x_blocks: torch.Tensor, k_len: int) -> torch.Tensor:
+    """(C, K): gradient w.r.t. the correlation kernels k of y_c[n] = sum_j k_c[j] x[n - (K-1) + j].
+
+    grad_blocks: (C, B, J, N') the gradient w.r.t. y in blocks of D samples (``_product_into_blocks``);
+    x_blocks: (B, J, N'/2+1) from ``_signal_blocks``. dL/dk_c[j] = sum_n g_c[n] x[n - (K-1) + j], a
+    cross-correlation over the whole clip, computed per block as rfft(g block) * conj(rfft(x block)),
+    summed over blocks and the batch, then one inverse FFT per channel: lag j sits at index -j mod N'.
     """
-    n_bins = spec.shape[-1]
-    x = _delayed(spec, n_parts).conj().reshape(-1, n_parts, n_bins)  # (BT, P, S+1)
-    acc = g_spec.new_zeros(g_spec.shape[0], n_parts, n_bins)
-    for b0 in range(0, g_spec.shape[1], chunk):
-        acc += (g_spec[:, b0 : b0 + chunk, None, :] * x[b0 : b0 + chunk]).sum(1)
-    return torch.view_as_real(acc).permute(2, 0, 1, 3).reshape(n_bins, g_spec.shape[0], 2 * n_parts)
+    n_fft = grad_blocks.shape[-1]
+    g_spec = torch.fft.rfft(grad_blocks)  # (C, B, J, N'/2+1)
+    x_conj = x_blocks.conj()
+    acc = g_spec[:, 0, 0] * x_conj[0, 0]
+    for b in range(g_spec.shape[1]):
+        for j in range(g_spec.shape[2]):
+            if b or j:
+                acc.addcmul_(g_spec[:, b, j], x_conj[b, j])
+    corr = torch.fft.irfft(acc, n=n_fft)  # (C, N')
+    return torch.cat([corr[:, :1], corr[:, n_fft - k_len + 1 :].flip(-1)], -1)
 
 
 class _GaborEnvelopePool(torch.autograd.Function):
     """Partitioned FFT convolution -> envelope -> per-frame pooling partial sums, one autograd node.
 
-    Inputs: spec (B, T, S+1) from ``_frame_spectra``; weights (S+1, C, 2P) from
-    ``_partition_weights`` with C = 2F channels (real kernels first, then imaginary ones);
-    pool (F, S, Q): weight of position i of the frame q frames back. Output (F, BT, Q): the
-    contribution of frame t's envelope samples to pooled frame t + q.
+    Inputs: spec (B, T, N/2+1) from ``_frame_spectra``; kernels (C, K), C = 2F correlation kernels
+    (real ones first, then imaginary ones); pool (F, S, Q): weight of position i of the frame q
+    frames back; x_blocks from ``_signal_blocks`` (for the kernel gradient; not differentiated);
+    n_parts: P. Output (F, BT, Q): the contribution of frame t's envelope samples to pooled frame t + q.
     The matmul wants the frequency bin as its batch (outer) axis and the FFTs want it innermost; the
-    inverse FFT reads the strided spectrum directly (MKL's output is (C, BT, 2S) in memory, so the
-    ``contiguous()`` after it is free there), and the backward keeps the gradient's spectrum
-    bin-innermost (``_spectral_weight_grad``) rather than transposing 130 MB.
+    inverse FFT reads the strided spectrum directly (MKL's output is (C, BT, N) in memory, so the
+    ``contiguous()`` after it is free there). The kernel gradient does not go through the frames'
+    spectra at all: it is one long-block cross-correlation (``_kernel_grad``), about half the
+    transform work and a fifth of the products of the frame-by-frame adjoint.
     """
 
     @staticmethod
-    def forward(ctx, spec, weights, pool):  # type: ignore[override]
+    def forward(ctx, spec, kernels, pool, x_blocks, n_parts, correlation_geometry):  # type: ignore[override]
         n_f, s = pool.shape[0], pool.shape[1]
-        out_spec = torch.bmm(weights, _data_matrix(spec, weights.shape[-1] // 2))  # (S+1, C, 2BT)
-        out_spec = torch.view_as_complex(out_spec.view(s + 1, out_spec.shape[1], -1, 2))  # Y, (S+1, C, BT)
-        filt = torch.fft.irfft(out_spec, n=2 * s, dim=0).permute(1, 2, 0).contiguous()  # (C, BT, 2S)
+        n_bins = spec.shape[-1]
+        weights = _partition_weights(kernels, s, n_parts, 2 * (n_bins - 1))  # (N/2+1, C, 2P)
+        data = _data_matrix(spec, n_parts)
+        out_spec = torch.bmm(weights, data, out=data.new_empty(n_bins, weights.shape[1], data.shape[-1]))
+        del data
+        out_spec = torch.view_as_complex(out_spec.view(n_bins, out_spec.shape[1], -1, 2))  # Y, (N/2+1, C, BT)
+        filt = torch.fft.irfft(out_spec, n=2 * (n_bins - 1), dim=0).permute(1, 2, 0).contiguous()  # (C, BT, N)
         del out_spec
-        re, im = filt[:n_f, :, s:], filt[n_f:, :, s:]  # the frame's own S output samples
+        re, im = filt[:n_f, :, s : 2 * s], filt[n_f:, :, s : 2 * s]  # the frame's own S output samples
         env = re * re
         env.addcmul_(im, im).add_(ENVELOPE_EPS).sqrt_()  # (F, BT, S)
         parts = torch.bmm(env, pool)  # (F, BT, Q)
-        ctx.save_for_backward(spec, weights, pool, filt, env)
+        ctx.save_for_backward(spec, weights, pool, x_blocks, filt, env)
+        ctx.k_len, ctx.correlation_geometry = kernels.shape[-1], correlation_geometry
         return parts
 
     @staticmethod
     def backward(ctx, grad_parts):  # type: ignore[override]
-        spec, weights, pool, filt, env = ctx.saved_tensors
+        spec, weights, pool, x_blocks, filt, env = ctx.saved_tensors
         n_f, s = pool.shape[0], pool.shape[1]
-        need_spec, need_weights, need_pool = ctx.needs_input_grad
+        need_spec, need_kernels, need_pool = ctx.needs_input_grad[:3]
         grad_pool = torch.bmm(env.transpose(1, 2), grad_parts) if need_pool else None
-        grad_spec = grad_weights = None
-        if need_spec or need_weights:
+        grad_spec = grad_kernels = None
+        if need_spec or need_kernels:
             ratio = torch.bmm(grad_parts, pool.transpose(1, 2))  # (F, BT, S): d loss / d env
-            ratio /= env
-            # d env / d re = re / env. The filtered signal's gradient goes into the first half of a
-            # 2S-sample buffer, second half zero: rfft([g, 0]) (-1)^k = rfft([0, g]), and the
-            # (-1)^k (with irfft's adjoint weights) is applied to the small results.
-            buf = filt.new_empty(filt.shape)
-            torch.mul(ratio, filt[:n_f, :, s:], out=buf[:n_f, :, :s])
-            torch.mul(ratio, filt[n_f:, :, s:], out=buf[n_f:, :, :s])
-            buf[:, :, s:].zero_()
-            del ratio
-            g_spec = torch.fft.rfft(buf)  # (C, BT, S+1)
-            del buf
-            scale = _bin_weights(s, filt.dtype, filt.device)[:, None, None]
-            if need_weights:
-                grad_weights = _spectral_weight_grad(g_spec, spec, weights.shape[-1] // 2) * scale
+            ratio /= env  # d env / d re = re / env, d env / d im = im / env
+            b, n_fft = spec.shape[0], filt.shape[-1]
+            if need_kernels:
+                n_corr, step = ctx.correlation_geometry
+                grad_blocks = filt.new_empty(2 * n_f, b, x_blocks.shape[1], n_corr)
+                ratio_frames = ratio.view(n_f, b, -1, s)
+                for rows in (slice(None, n_f), slice(n_f, None)):  # real kernels, then imaginary ones
+                    own = filt[rows].view(n_f, b, -1, n_fft)[..., s : 2 * s]  # re or im, (F, B, T, S)
+                    _product_into_blocks(grad_blocks[rows], ratio_frames, own, step // s)
+                grad_kernels = _kernel_grad(grad_blocks, x_blocks, ctx.k_len)
+                del grad_blocks
             if need_spec:  # input gradients (causality tests, waveform gradient maps): not the hot path
-                g_spec = torch.view_as_real(g_spec.permute(2, 0, 1).contiguous())  # (S+1, C, BT, 2)
-                g_spec = g_spec.view(s + 1, g_spec.shape[1], -1)  # (S+1, C, 2BT)
-                grad_data = torch.bmm((weights * scale).transpose(1, 2), g_spec)  # (S+1, 2P, 2BT)
+                grad_y = torch.cat([ratio * filt[:n_f, :, s : 2 * s], ratio * filt[n_f:, :, s : 2 * s]])
+                buf = F_.pad(grad_y, (s, n_fft - 2 * s))  # positions S .. 2S-1 of each block
+                g_spec = torch.fft.rfft(buf)  # (C, BT, N/2+1)
+                scale = _bin_weights(filt.shape[-1], filt.dtype, filt.device)[:, None, None]
+                g_spec = torch.view_as_real(g_spec.permute(2, 0, 1).contiguous())  # (N/2+1, C, BT, 2)
+                g_spec = g_spec.view(g_spec.shape[0], g_spec.shape[1], -1)  # (N/2+1, C, 2BT)
+                grad_data = torch.bmm((weights * scale).transpose(1, 2), g_spec)  # (N/2+1, 2P, 2BT)
                 grad_spec = _data_matrix_adjoint(grad_data, spec.shape)
-        return grad_spec, grad_weights, grad_pool
+        return grad_spec, grad_kernels, grad_pool, None, None, None
 
 
 @register("leaf")
@@ -239,6 +290,8 @@ class CausalLEAF(WaveformFrontend):
         self.pool_size = max(self.hop, round(fs * pool_ms / 1000.0))
         self.n_parts = max(1, -(-(self.kernel_size - 1) // self.hop))  # P: partitions of the filter
         self.n_pool_frames = -(-self.pool_size // self.hop)  # Q: frames a pooling window spans
+        self.n_fft = fft_size(self.hop)
+        self.correlation_geometry = correlation_geometry(self.kernel_size, self.hop)
 
         fc = mel_centres(n_filters, f_min, f_max)
         centre = torch.tensor(2 * np.pi * fc / fs, dtype=torch.float32)
@@ -324,9 +377,12 @@ class CausalLEAF(WaveformFrontend):
         n_frames = self.check_waveform(x)
         b, s, q = x.shape[0], self.hop, self.n_pool_frames
         re, im = self.kernels()
-        weights = _partition_weights(torch.cat([re, im]).to(x.dtype), s, self.n_parts)
-        spec = _frame_spectra(x[:, 0], s)
-        parts = _GaborEnvelopePool.apply(spec, weights, self._pool_blocks().to(x.dtype))  # (F, B*T, Q)
+        kernels = torch.cat([re, im]).to(x.dtype)
+        spec = _frame_spectra(x[:, 0], s, self.n_fft)
+        x_blocks = _signal_blocks(x[:, 0].detach(), self.kernel_size, *self.correlation_geometry)
+        parts = _GaborEnvelopePool.apply(
+            spec, kernels, self._pool_blocks().to(x.dtype), x_blocks, self.n_parts, self.correlation_geometry
+        )  # (F, B*T, Q)
         parts = F_.pad(parts.view(-1, b, n_frames, q), (0, 0, q - 1, 0))  # frame t gets parts[t - q, q]
         pooled = parts[:, :, q - 1 :, 0]
         for i in range(1, q):
