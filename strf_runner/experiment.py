@@ -105,6 +105,38 @@ def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronS
     return metrics.score_neurons(pred, resp)
 
 
+def prepare_fit(
+    cfg: RunConfig, sets: dict[str, NeuralDataset], device: torch.device, checkpoint_path: Path | None = None
+) -> tuple[EncodingModel, Fitter, dict[str, DeviceLoader]]:
+    """Model, optimiser, fitter and device loaders for the train / val / test ``sets`` (seed first)."""
+    model = build_model(cfg, sets["train"]).to(device)
+    t = cfg.trainer
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
+    loaders = {
+        name: DeviceLoader(
+            ds,
+            batch_size=t.batch_size,
+            shuffle=name == "train",
+            generator=data_generator(cfg.data_seed) if name == "train" else None,
+            device=device,
+        )
+        for name, ds in sets.items()
+    }
+    fitter = Fitter(
+        model,
+        optimizer,
+        loss=t.loss,
+        max_epochs=t.max_epochs,
+        patience=t.patience,
+        min_delta=t.min_delta,
+        monitor=t.monitor,
+        mode=t.mode,
+        track_train_metrics=t.track_train_metrics,
+        checkpoint_path=checkpoint_path,
+    )
+    return model, fitter, loaders
+
+
 EpochCallback = Callable[[EpochRecord, float, "int | None"], None]
 
 
@@ -139,31 +171,8 @@ def run_experiment(
     sets = split_datasets(content, view, stimulus_splits(cfg))
 
     seed_everything(cfg.seed)
-    model = build_model(cfg, sets["train"]).to(device)
+    model, fitter, loaders = prepare_fit(cfg, sets, device, checkpoint_path=run.checkpoint)
     t = cfg.trainer
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
-    loaders = {
-        name: DeviceLoader(
-            ds,
-            batch_size=t.batch_size,
-            shuffle=name == "train",
-            generator=data_generator(cfg.data_seed) if name == "train" else None,
-            device=device,
-        )
-        for name, ds in sets.items()
-    }
-    fitter = Fitter(
-        model,
-        optimizer,
-        loss=t.loss,
-        max_epochs=t.max_epochs,
-        patience=t.patience,
-        min_delta=t.min_delta,
-        monitor=t.monitor,
-        mode=t.mode,
-        track_train_metrics=t.track_train_metrics,
-        checkpoint_path=run.checkpoint,
-    )
     with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
         fitter.on_epoch_end = on_epoch_end
         fit = fitter.fit(loaders["train"], loaders["val"])
