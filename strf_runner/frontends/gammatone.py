@@ -17,7 +17,7 @@ each hop boundary, stride hop), compression log(max(., 1e-4)) (or cube root / lo
 Causality: frame t depends on samples < (t+1)*hop only. With the FFT (``fir="auto"`` or "fft"),
 later samples reach earlier outputs through float rounding alone (about 1e-7 of their size in
 float32, 1e-16 in float64); ``fir="direct"`` is exactly causal but several times slower on a CPU
-for 960 taps (benchmarks/frontends.py measures both).
+for 960 taps (``strf-bench`` measures both).
 """
 
 from __future__ import annotations

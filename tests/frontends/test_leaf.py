@@ -11,6 +11,7 @@ import torch.nn.functional as F_
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strf_runner.bench.reference import DirectLEAF
 from strf_runner.errors import ConfigError, ShapeError
 from strf_runner.frontends.leaf import CausalLEAF
 from strf_runner.frontends.registry import build_frontend, frontend_class
@@ -21,17 +22,9 @@ FS, HOP = 48000, 240
 
 
 def direct_leaf(model: CausalLEAF, x: torch.Tensor) -> torch.Tensor:
-    """The definition, term by term: conv1d with the K-tap Gabor kernels on the input left-padded
-    by K - 1, magnitude envelope, strided depthwise conv1d with the L pooling taps on the envelope
-    left-padded by L - hop, then the model's own PCEN."""
-    re, im = model.kernels()
-    n_f = model.out_channels
-    y = F_.conv1d(F_.pad(x, (model.kernel_size - 1, 0)), torch.cat([re, im])[:, None])
-    env = torch.sqrt(y[:, :n_f] ** 2 + y[:, n_f:] ** 2 + 1e-9)
-    pooled = F_.conv1d(
-        F_.pad(env, (model.pool_size - model.hop, 0)), model.pooling_weights()[:, None], stride=model.hop, groups=n_f
-    )
-    return model.pcen(pooled).unsqueeze(1)
+    """The definition, term by term (``DirectLEAF``: conv1d with the K-tap Gabor kernels, envelope,
+    strided pooling conv1d, the model's own PCEN), sharing the model's parameters."""
+    return DirectLEAF(model)(x)
 
 
 def perturbed(model: CausalLEAF, seed: int = 0) -> CausalLEAF:
@@ -129,6 +122,14 @@ def compare_with_direct(model: CausalLEAF, n_frames: int, batch: int = 2, seed: 
 
 def test_equals_direct_convolution_at_48k():
     compare_with_direct(CausalLEAF(FS, HOP), n_frames=12)
+
+
+def test_kernel_gradient_blocks_cover_the_whole_clip():
+    """The kernel gradient's long-block correlation at NS1's geometry spans 14 frames a block:
+    31 frames make two full blocks and a partial one, for each of two clips in the batch."""
+    model = CausalLEAF(FS, HOP)
+    assert model.correlation_geometry == (4096, 14 * HOP)
+    compare_with_direct(model, n_frames=31, batch=2, seed=4)
 
 
 @settings(max_examples=25, deadline=None)

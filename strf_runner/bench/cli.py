@@ -1,0 +1,263 @@
+"""``strf-bench``: time every front-end and whole training epochs on NS1-sized input, against the
+naive direct-convolution LEAF in the same run; print the ratios and the performance targets; write a CSV.
+
+Each measurement runs in its own process, so its peak-RSS column is its own and no measurement
+warms the allocator or caches for another. Children first tell glibc to keep freed memory
+(``keep_freed_memory``), as ``strf-run`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from strf_runner.atomic import atomic_path
+
+DIRECT = "leaf-direct"
+SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
+REFERENCES = {  # each FFT-filtering row and its direct-convolution twin (same kernels, conv1d)
+    "leaf": DIRECT,
+    "gammatone": "gammatone[fir=direct]",
+    SINC_ENV: "sincnet[envelope=true,kernel_size=753,envelope_ms=10,fir=direct]",
+}
+TARGETS = {  # issue 6, for 2 CPU threads
+    "leaf_epoch_s": 1.5,
+    "native_epoch_s": 0.15,
+    "fwd_bwd_x_leaf": 3.0,
+    "leaf_peak_rss_mb": 2048.0,
+}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def child(kind: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from strf_runner.training.device import keep_freed_memory
+
+    kept = keep_freed_memory()
+    torch.set_num_threads(args.threads)
+    if kind == "frontend":
+        from strf_runner.bench.frontends import time_frontend
+
+        result = time_frontend(name, repeats=args.repeats, device=args.device)
+    else:
+        from strf_runner.bench.epochs import time_epochs
+
+        result = dataclasses.asdict(time_epochs(name, epochs=args.epochs, device=args.device))
+        result["name"] = name
+    result.update(kind=kind, peak_rss_mb=peak_rss_mb(), malloc_kept=kept)
+    return result
+
+
+def run_child(kind: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "strf_runner.bench.cli", f"--child-{kind}", name, "--threads", str(args.threads)]
+    cmd += ["--repeats", str(args.repeats), "--epochs", str(args.epochs), "--device", args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"kind": kind, "name": name, "error": last[:160]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def frontend_rows(only: list[str] | None, references: bool) -> list[str]:
+    from strf_runner.frontends.registry import FRONTENDS
+
+    rows = only or FRONTENDS.names() + [SINC_ENV]
+    if references:
+        rows += [ref for fast, ref in REFERENCES.items() if fast in rows and ref not in rows]
+    return rows
+
+
+def fmt(v: float | None, spec: str = ",.1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace, console: Console) -> list[dict[str, Any]]:
+    """Print the tables; return the rows for the CSV (with ratios) and the target checks."""
+    fronts = {r["name"]: r for r in results if r["kind"] == "frontend"}
+    epochs = {r["name"]: r for r in results if r["kind"] == "epoch"}
+    leaf = fronts.get("leaf", {})
+    rows = []
+
+    table = Table(title=f"Front-ends, one NS1-sized stimulus (999 frames; 239,760 samples at 48 kHz), "
+                  f"{args.device}, {args.threads} threads, median of {args.repeats}", title_justify="left")
+    for col in ("front-end", "params", "forward ms", "fwd+bwd ms", "fwd x LEAF", "fwd+bwd x LEAF", "peak RSS MB"):
+        table.add_column(col, justify="left" if col == "front-end" else "right", no_wrap=True)
+    for name, r in fronts.items():
+        if "error" in r:
+            table.add_row(escape(name), "", f"[red]failed: {escape(r['error'])}[/red]", "", "", "", "")
+            rows.append({"kind": "frontend", "name": name, "error": r["error"]})
+            continue
+        r = dict(r, fwd_x_leaf=ratio(r["forward_ms"], leaf.get("forward_ms")),
+                 fwd_bwd_x_leaf=ratio(r["fwd_bwd_ms"], leaf.get("fwd_bwd_ms")))
+        table.add_row(escape(name), f"{r['params']:,}", fmt(r["forward_ms"]), fmt(r["fwd_bwd_ms"]),
+                      fmt(r["fwd_x_leaf"], ".2f"), fmt(r["fwd_bwd_x_leaf"], ".2f"), fmt(r["peak_rss_mb"], ",.0f"))
+        rows.append(r)
+    if fronts:
+        console.print(table)
+    for fast, ref in REFERENCES.items():
+        a, b = fronts.get(fast), fronts.get(ref)
+        if a and b and "error" not in a and "error" not in b:
+            key = "fwd_bwd_ms" if a["fwd_bwd_ms"] and b["fwd_bwd_ms"] else "forward_ms"
+            line = f"{escape(fast)}: x{b['forward_ms'] / a['forward_ms']:.1f} faster than its direct convolution forward"
+            if key == "fwd_bwd_ms":
+                line += f", x{b[key] / a[key]:.1f} forward + backward"
+            if "max_rel_diff" in b:
+                line += f"; outputs agree to {b['max_rel_diff']:.1e} (max difference / max output)"
+            console.print(line)
+
+    table = Table(title=f"Training epochs (14 train + 3 val stimuli of NS1's size, 119 neurons, batch 1, "
+                  f"Linear readout, {args.device}, {args.threads} threads, median of {args.epochs} after a warm-up)",
+                  title_justify="left")
+    for col in ("front-end", "params", "epoch s", "of which val s", "of which metrics s", "x LEAF", "peak RSS MB"):
+        table.add_column(col, justify="left" if col == "front-end" else "right", no_wrap=True)
+    leaf_epoch = epochs.get("leaf", {}).get("epoch_s")
+    for name, r in epochs.items():
+        if "error" in r:
+            table.add_row(escape(name), "", f"[red]failed: {escape(r['error'])}[/red]", "", "", "", "")
+            rows.append({"kind": "epoch", "name": name, "error": r["error"]})
+            continue
+        r = dict(r, epoch_x_leaf=ratio(r["epoch_s"], leaf_epoch))
+        table.add_row(escape(name), f"{r['n_params']:,}", fmt(r["epoch_s"], ".3f"), fmt(r["validation_s"], ".3f"),
+                      fmt(r["metrics_s"], ".4f"), fmt(r["epoch_x_leaf"], ".2f"), fmt(r["peak_rss_mb"], ",.0f"))
+        rows.append(r)
+    if epochs:
+        console.print(table)
+    direct = epochs.get(DIRECT, {}).get("epoch_s")
+    if leaf_epoch and direct:
+        console.print(f"LEAF epoch: x{direct / leaf_epoch:.1f} faster than the direct-convolution LEAF epoch")
+
+    checks = []
+    if args.device == "cpu":
+        checks = target_checks(fronts, epochs)
+        table = Table(title="Targets (issue 6; stated for 2 CPU threads)", title_justify="left")
+        for col in ("target", "measured", "limit", ""):
+            table.add_column(col, justify="left" if col == "target" else "right")
+        for c in checks:
+            ok = "[green]met[/green]" if c["met"] else "[red]missed[/red]"
+            table.add_row(escape(c["name"]), fmt(c["value"], ",.3f"), fmt(c["limit"], ",.3f"), ok)
+        console.print(table)
+    return rows + [{"kind": "target", **c} for c in checks]
+
+
+def target_checks(fronts: dict[str, dict], epochs: dict[str, dict]) -> list[dict[str, Any]]:
+    checks = []
+    for key, label in (("leaf", "LEAF epoch + validation, s"), ("native", "native epoch + validation, s")):
+        value = epochs.get(key, {}).get("epoch_s")
+        if value is not None:
+            checks.append({"name": label, "value": value, "limit": TARGETS[f"{key}_epoch_s"]})
+    leaf = fronts.get("leaf", {}).get("fwd_bwd_ms")
+    worst = [(r["fwd_bwd_ms"] / leaf, n) for n, r in fronts.items()
+             if leaf and r.get("fwd_bwd_ms") and n not in REFERENCES.values()]
+    if worst:
+        value, name = max(worst)
+        checks.append({"name": f"slowest front-end fwd+bwd / LEAF's ({name})", "value": value,
+                       "limit": TARGETS["fwd_bwd_x_leaf"]})
+    rss = epochs.get("leaf", {}).get("peak_rss_mb")
+    if rss is not None:
+        checks.append({"name": "peak RSS of the LEAF epoch process, MB", "value": rss, "limit": TARGETS["leaf_peak_rss_mb"]})
+    for c in checks:
+        c["met"] = c["value"] <= c["limit"]
+    return checks
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    columns: list[str] = list(meta)
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**meta, **r})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="strf-bench",
+        description="Time every front-end (forward, forward + backward) and whole training epochs on "
+        "NS1-sized input, with LEAF's naive direct-convolution reference in the same run; print the "
+        "ratios and issue 6's targets; write a CSV.",
+        epilog="Timings on a shared machine are noisy: compare rows of one run. Examples: strf-bench; "
+        "strf-bench --only leaf,mel --epoch-frontends leaf; strf-bench --device cuda --threads 8",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per measurement (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per front-end measurement (median)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up (median)")
+    parser.add_argument("--only", default="", help="comma-separated front-end rows (default: all registered)")
+    parser.add_argument("--epoch-frontends", default=f"native,leaf,{DIRECT}",
+                        help=f"front-ends to time whole epochs for ('' for none; default native,leaf,{DIRECT})")
+    parser.add_argument("--no-reference", action="store_true", help="skip the direct-convolution reference rows")
+    parser.add_argument("--out", type=Path, help="CSV path (default outputs/bench/bench-<time>.csv)")
+    parser.add_argument("--child-frontend", help=argparse.SUPPRESS)
+    parser.add_argument("--child-epoch", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child_frontend or args.child_epoch:
+        kind = "frontend" if args.child_frontend else "epoch"
+        print(json.dumps(child(kind, args.child_frontend or args.child_epoch, args)))
+        return
+
+    from strf_runner.frontends.registry import FRONTENDS
+
+    only = [n.strip() for n in args.only.split(",") if n.strip()] or None
+    known = set(FRONTENDS.names()) | {DIRECT}
+    unknown = [n for n in (only or []) if n.partition("[")[0] not in known]
+    epoch_names = [n.strip() for n in args.epoch_frontends.split(",") if n.strip()]
+    unknown += [n for n in epoch_names if n not in known]
+    if unknown:
+        parser.error(f"unknown front-end(s) {unknown}; registered: {sorted(known)}")
+    if args.no_reference:
+        epoch_names = [n for n in epoch_names if n != DIRECT]
+
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    start = time.perf_counter()
+    results = []
+    jobs = [("frontend", n) for n in frontend_rows(only, not args.no_reference)] + [("epoch", n) for n in epoch_names]
+    for kind, name in jobs:
+        with console.status(f"timing {kind} {name} ..."):
+            results.append(run_child(kind, name, args))
+    rows = report(results, args, console)
+
+    import torch
+
+    meta = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "device": args.device,
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+    out = args.out or Path("outputs/bench") / f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}.csv"
+    write_csv(out, rows, meta)
+    console.print(f"[dim]{time.perf_counter() - start:.0f} s in all; each measurement in its own process "
+                  f"(pid {os.getpid()} ran the children)[/dim]")
+    console.print(f"CSV: {out}", soft_wrap=True, highlight=False)
+
+
+if __name__ == "__main__":
+    main()
