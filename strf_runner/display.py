@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from strf_runner.training.fitter import EpochRecord
+
+if TYPE_CHECKING:
+    from strf_runner.results.aggregate import Aggregate
+
+
+def wide_console(stderr: bool = False) -> Console:
+    """A console for tables: the terminal's width, or 160 columns when writing to a file or pipe
+    (rich would otherwise squeeze wide tables into 80 and cut the arm names)."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -72,3 +82,29 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def aggregate_tables(agg: "Aggregate") -> list[Table]:
+    """The sweep report in the terminal: arms, then paired comparisons with their baselines."""
+    from strf_runner.results.report import ARM_COLUMNS, COMPARISON_COLUMNS, arm_cells, comparison_cells
+
+    counts = agg.runs["status"].value_counts()
+    title = (
+        f"Sweep: {counts.get('finished', 0)} finished, {counts.get('failed', 0)} failed, "
+        f"{counts.get('unfinished', 0)} unfinished runs (test cc_norm; CI: bootstrap over neurons)"
+    )
+    tables = []
+    for rows, columns, heading in (
+        ([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS, title),
+        ([comparison_cells(r) for _, r in agg.comparisons.iterrows()], COMPARISON_COLUMNS,
+         "Paired per-neuron differences vs baseline (Wilcoxon signed-rank)"),
+    ):
+        if not rows:
+            continue
+        table = Table(title=heading, title_justify="left")
+        for key, name in columns:
+            table.add_column(name, justify="left" if key in ("arm", "baseline") else "right")
+        for r in rows:
+            table.add_row(*(r[key] for key, _ in columns))
+        tables.append(table)
+    return tables

@@ -1,0 +1,1 @@
+"""Plots and figures: functions take arrays/DataFrames and return matplotlib Figures."""

@@ -1,0 +1,199 @@
+"""One comparison from many runs: arms, per-neuron scores averaged over seeds, paired statistics.
+
+An *arm* is everything in a run's config except its seeds and where it ran (device, threads, name):
+runs that differ only in seed are replicates of one arm. Arms are labelled by the keys that vary
+across the runs: the front-end, model and dataset names first, then any other key that varies
+independently of those names (e.g. ``trainer.lr`` in a learning-rate sweep; ``frontend.lr`` is not
+shown, as it only follows the front-end). Each arm is compared with its baseline arm: the arm equal
+to it except for matching the baseline selector (``frontend=native`` by default).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from strf_runner.errors import ResultsError
+from strf_runner.results.collect import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS, RunRecord
+from strf_runner.results.stats import paired_comparison, summarise_scores
+
+NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
+SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "dataset"}
+NOT_ARM = VOLATILE_KEYS | SEED_KEYS | DEVICE_KEYS
+
+
+@dataclass
+class Aggregate:
+    """Everything a sweep report shows.
+
+    runs: one row per run dir (status, arm, seed, scores, error). arms: one row per arm.
+    comparisons: one row per arm with a baseline. per_neuron: arm x neuron, cc_norm averaged over
+    the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
+    """
+
+    runs: pd.DataFrame
+    arms: pd.DataFrame
+    comparisons: pd.DataFrame
+    per_neuron: pd.DataFrame
+    baselines: dict[str, str]
+    label_keys: list[str]
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def label_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The config keys that name arms: name keys that vary (or, if none varies, the front-end and
+    model names), then other keys that vary among runs sharing the same names."""
+    keys = sorted({k for c in configs for k in c} - NOT_ARM)
+    varying = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    names = [k for k in NAME_KEYS if k in varying] or [k for k in NAME_KEYS[:2] if any(k in c for c in configs)]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in configs:
+        groups.setdefault(tuple(repr(c.get(k)) for k in NAME_KEYS), []).append(c)
+    independent = [
+        k for k in varying
+        if k not in NAME_KEYS and any(len({repr(c.get(k)) for c in g}) > 1 for g in groups.values())
+    ]
+    return names + independent
+
+
+def arm_label(config: dict[str, Any], keys: list[str]) -> str:
+    return " ".join(f"{SHORT.get(k, k)}={_value(config.get(k))}" for k in keys)
+
+
+def parse_selector(selector: str) -> tuple[str, str]:
+    """'frontend=native' -> ('frontend.name', 'native'); 'trainer.lr=0.001' -> as given."""
+    key, sep, value = selector.partition("=")
+    if not sep or not key or not value:
+        raise ResultsError(f"baseline selector {selector!r} must look like KEY=VALUE, e.g. frontend=native")
+    long = {v: k for k, v in SHORT.items()}.get(key, key)
+    return long, value
+
+
+def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggregate:
+    """Group runs into arms and compute the sweep's tables (see ``Aggregate``)."""
+    if not runs:
+        raise ResultsError("no run directories found (a run dir holds the config.yaml every run writes first)")
+    keys = label_keys([r.config for r in runs])
+    labels = [arm_label(r.config, keys) for r in runs]
+    order = list(dict.fromkeys(labels))
+    run_rows = [_run_row(r, label) for r, label in zip(runs, labels)]
+
+    per_neuron_cols: dict[str, pd.Series] = {}
+    arm_rows = []
+    for arm in order:
+        members = [r for r, label in zip(runs, labels) if label == arm]
+        finished = [r for r in members if r.status == "finished"]
+        scores = _mean_over_seeds(finished)
+        if scores is not None:
+            per_neuron_cols[arm] = scores
+        arm_rows.append(_arm_row(arm, members, finished, scores, keys))
+
+    base_key, base_value = parse_selector(baseline)
+    baselines = _baselines(runs, labels, keys, base_key, base_value)
+    comparisons = []
+    for arm, base in baselines.items():
+        if arm == base or arm not in per_neuron_cols or base not in per_neuron_cols:
+            continue
+        a, b = per_neuron_cols[arm].align(per_neuron_cols[base], join="outer")
+        comparisons.append({"arm": arm, "baseline": base, **asdict(paired_comparison(a.to_numpy(), b.to_numpy()))})
+
+    per_neuron = pd.DataFrame(
+        [{"arm": arm, "neuron": nid, "cc_norm": v} for arm, s in per_neuron_cols.items() for nid, v in s.items()],
+        columns=["arm", "neuron", "cc_norm"],
+    )
+    return Aggregate(
+        runs=pd.DataFrame(run_rows),
+        arms=pd.DataFrame(arm_rows),
+        comparisons=pd.DataFrame(
+            comparisons,
+            columns=["arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "frac_improved"],
+        ),
+        per_neuron=per_neuron,
+        baselines={a: b for a, b in baselines.items() if a != b and {a, b} <= per_neuron_cols.keys()},
+        label_keys=keys,
+    )
+
+
+def _run_row(r: RunRecord, arm: str) -> dict[str, Any]:
+    s = r.summary
+    return {
+        "arm": arm,
+        "seed": r.seed,
+        "status": r.status,
+        "test_mean_cc_norm": s.get("test_mean_cc_norm", math.nan),
+        "test_median_cc_norm": s.get("test_median_cc_norm", math.nan),
+        "best_val": s.get(f"best_{r.config.get('trainer.monitor', 'val_cc_norm')}", math.nan),
+        "n_params": s.get("n_params"),
+        "wall_time_s": s.get("wall_time_s", math.nan),
+        "reused_from": s.get("reused_from", ""),
+        "error": r.error,
+        "path": str(r.path),
+    }
+
+
+def _mean_over_seeds(finished: list[RunRecord]) -> pd.Series | None:
+    """Per-neuron cc_norm (index: neuron id) averaged over the finished seeds where valid."""
+    if not finished:
+        return None
+    columns = []
+    for r in finished:
+        t = r.neurons()
+        if not {"id", "cc_norm", "valid"} <= set(t.columns):
+            raise ResultsError(f"{r.path}/neurons.csv lacks the id, cc_norm or valid column")
+        columns.append(t["cc_norm"].where(t["valid"].astype(bool)).set_axis(t["id"].astype(str)))
+    return pd.concat(columns, axis=1).mean(axis=1, skipna=True)
+
+
+def _arm_row(
+    arm: str, members: list[RunRecord], finished: list[RunRecord], scores: pd.Series | None, keys: list[str]
+) -> dict[str, Any]:
+    first = members[0].config
+    seed_means = np.array([r.summary.get("test_mean_cc_norm", math.nan) for r in finished], dtype=float)
+    seed_means = seed_means[np.isfinite(seed_means)]
+    summary = summarise_scores(scores.to_numpy() if scores is not None else np.array([]))
+    params = sorted({r.summary.get("n_params") for r in finished if r.summary.get("n_params") is not None})
+    return {
+        "arm": arm,
+        **{SHORT.get(k, k): first.get(k) for k in NAME_KEYS},
+        "runs": len(finished),
+        "failed": sum(r.status == "failed" for r in members),
+        "unfinished": sum(r.status == "unfinished" for r in members),
+        "seeds": " ".join(str(r.seed) for r in finished),
+        "mean_cc_norm": summary.mean,
+        "ci_low": summary.ci_low,
+        "ci_high": summary.ci_high,
+        "median_cc_norm": summary.median,
+        "n_valid": summary.n_valid,
+        "seed_mean": float(seed_means.mean()) if seed_means.size else math.nan,
+        "seed_sd": float(seed_means.std(ddof=1)) if seed_means.size > 1 else math.nan,
+        "n_params": params[0] if len(params) == 1 else (params or None),
+        "wall_time_s": float(np.mean([r.summary.get("wall_time_s", math.nan) for r in finished])) if finished else math.nan,
+    }
+
+
+def _baselines(
+    runs: list[RunRecord], labels: list[str], keys: list[str], base_key: str, base_value: str
+) -> dict[str, str]:
+    """arm -> the arm with the same label values except ``base_key`` = base_value (if it exists)."""
+    by_values: dict[tuple, str] = {}
+    values_of: dict[str, dict[str, str]] = {}
+    for r, label in zip(runs, labels):
+        values = {k: _value(r.config.get(k)) for k in keys}
+        values_of[label] = values
+        by_values[tuple(sorted(values.items()))] = label
+    out = {}
+    for label, values in values_of.items():
+        if base_key not in values:
+            continue
+        wanted = dict(values, **{base_key: base_value})
+        base = by_values.get(tuple(sorted(wanted.items())))
+        if base is not None:
+            out[label] = base
+    return out

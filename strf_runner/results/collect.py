@@ -1,0 +1,136 @@
+"""Finding run directories on disk and reading what each holds, finished or not.
+
+A run directory is any folder with the run's own ``config.yaml`` (written first by every run). Its
+status: ``finished`` (summary.json, written last), ``failed`` (failed.json, written by a sweep job
+that raised) or ``unfinished`` (neither: killed, or still running).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import yaml
+
+from strf_runner.errors import ResultsError
+from strf_runner.results.rundir import SUMMARY
+
+CONFIG = "config.yaml"
+FAILED = "failed.json"
+NEURONS = "neurons.csv"
+
+# keys that say where or how fast a run ran, not what it computed: not part of its identity
+VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "trainer.threads"})
+# keys that tell the replicates of one arm apart
+SEED_KEYS = frozenset({"seed", "data_seed"})
+# keys that tell arms apart but not their results' identity: the same arm on any device
+DEVICE_KEYS = frozenset({"device", "trainer.device"})
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists are kept as values (as tuples, so they hash)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def config_hash(resolved: dict[str, Any]) -> str:
+    """Content hash of a resolved run config (nested dict): 16 hex digits of SHA-256 over its
+    canonical JSON, without the volatile keys. Equal hashes = the same computation."""
+    flat = {k: list(v) if isinstance(v, tuple) else v for k, v in flatten(resolved).items() if k not in VOLATILE_KEYS}
+    blob = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunRecord:
+    """One run directory as found on disk."""
+
+    path: Path
+    status: str  # finished | failed | unfinished
+    config: dict[str, Any]  # flattened resolved config
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    def neurons(self) -> pd.DataFrame:
+        """The run's per-neuron table (finished runs only)."""
+        path = self.path / NEURONS
+        try:
+            return pd.read_csv(path, dtype={"id": str})
+        except (OSError, ValueError) as err:
+            raise ResultsError(f"cannot read {path}: {err}") from err
+
+
+def find_run_dirs(root: str | Path) -> Iterator[Path]:
+    """Every run directory at or below ``root`` (hidden folders such as .hydra, .submitit skipped)."""
+    root = Path(root)
+    if (root / CONFIG).is_file():
+        yield root
+        return
+    if not root.is_dir():
+        raise ResultsError(f"{root} is not a directory")
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        yield from find_run_dirs(child)
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """Status, config and (if finished) summary of one run directory."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load((path / CONFIG).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsError(f"cannot read {path / CONFIG}: {err}") from err
+    flat = flatten(config)
+    if (path / SUMMARY).is_file():
+        return RunRecord(path, "finished", flat, summary=_read_json(path / SUMMARY))
+    if (path / FAILED).is_file():
+        return RunRecord(path, "failed", flat, error=str(_read_json(path / FAILED).get("error", "")))
+    return RunRecord(path, "unfinished", flat)
+
+
+def collect_runs(roots: list[str | Path]) -> list[RunRecord]:
+    """Every run under the given folders (each a sweep dir, a folder of sweeps, or one run dir)."""
+    seen: set[Path] = set()
+    runs = []
+    for root in roots:
+        for path in find_run_dirs(root):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                runs.append(read_run(path))
+    return runs
+
+
+def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
+    """A finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, if any."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for summary in root.rglob(SUMMARY):
+        if any(part.startswith(".") for part in summary.relative_to(root).parts[:-1]):
+            continue
+        try:
+            if _read_json(summary).get("config_hash") == wanted_hash:
+                return summary.parent
+        except ResultsError:
+            continue
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {path}: {err}") from err

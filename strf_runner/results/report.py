@@ -1,0 +1,135 @@
+"""Writing a sweep's aggregate: CSV tables, a Markdown report and the comparison figure.
+
+Files (in ``<sweep dir>/aggregate/`` by default), each written atomically:
+arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from strf_runner.results.aggregate import Aggregate
+from strf_runner.results.rundir import atomic_write_text
+
+ARM_COLUMNS = [
+    ("arm", "arm"),
+    ("runs", "runs"),
+    ("mean_cc_norm", "mean cc_norm"),
+    ("ci", "95% CI (neurons)"),
+    ("median_cc_norm", "median"),
+    ("seed_mean_sd", "mean over seeds ± SD"),
+    ("n_valid", "valid neurons"),
+    ("n_params", "params"),
+    ("wall_time_s", "s / run"),
+]
+COMPARISON_COLUMNS = [
+    ("arm", "arm"),
+    ("baseline", "baseline"),
+    ("mean_diff", "mean Δ cc_norm"),
+    ("ci", "95% CI"),
+    ("wilcoxon_p", "Wilcoxon p"),
+    ("frac_improved", "neurons improved"),
+    ("n_pairs", "paired neurons"),
+]
+
+
+def _num(v: Any, spec: str = ".3f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def arm_cells(row: pd.Series) -> dict[str, str]:
+    """Display strings for one row of the arms table."""
+    sd = "" if not math.isfinite(row["seed_sd"]) else f" ± {row['seed_sd']:.3f}"
+    params = row["n_params"]
+    return {
+        "arm": row["arm"],
+        "runs": f"{row['runs']}" + (f" (+{row['failed']} failed)" if row["failed"] else "")
+        + (f" (+{row['unfinished']} unfinished)" if row["unfinished"] else ""),
+        "mean_cc_norm": _num(row["mean_cc_norm"]),
+        "ci": f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]",
+        "median_cc_norm": _num(row["median_cc_norm"]),
+        "seed_mean_sd": _num(row["seed_mean"]) + sd,
+        "n_valid": str(row["n_valid"]),
+        "n_params": f"{params:,}" if isinstance(params, int) else _num(params),
+        "wall_time_s": _num(row["wall_time_s"], ".0f"),
+    }
+
+
+def comparison_cells(row: pd.Series) -> dict[str, str]:
+    p = row["wilcoxon_p"]
+    return {
+        "arm": row["arm"],
+        "baseline": row["baseline"],
+        "mean_diff": _num(row["mean_diff"], "+.3f"),
+        "ci": f"[{_num(row['ci_low'], '+.3f')}, {_num(row['ci_high'], '+.3f')}]",
+        "wilcoxon_p": "-" if not math.isfinite(p) else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"),
+        "frac_improved": _num(100 * row["frac_improved"], ".0f") + " %",
+        "n_pairs": str(row["n_pairs"]),
+    }
+
+
+def markdown_table(rows: list[dict[str, str]], columns: list[tuple[str, str]]) -> str:
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(r[key].replace("|", "\\|") for key, _ in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(agg: Aggregate, sources: list[str], figure: str | None) -> str:
+    runs = agg.runs
+    counts = runs["status"].value_counts()
+    text = [
+        "# Sweep report",
+        "",
+        f"Runs from: {', '.join(f'`{s}`' for s in sources)}. "
+        f"{counts.get('finished', 0)} finished, {counts.get('failed', 0)} failed, "
+        f"{counts.get('unfinished', 0)} unfinished.",
+        "",
+        "Test cc_norm per arm: per neuron averaged over the arm's seeds, then over valid neurons; the CI is a "
+        "95 % percentile bootstrap over neurons (10,000 resamples). Mean over seeds ± SD uses each run's own mean.",
+        "",
+        markdown_table([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS),
+    ]
+    if len(agg.comparisons):
+        text += [
+            "",
+            "Paired per-neuron differences (arm − baseline) over neurons valid in both; Wilcoxon signed-rank, "
+            "two-sided.",
+            "",
+            markdown_table([comparison_cells(r) for _, r in agg.comparisons.iterrows()], COMPARISON_COLUMNS),
+        ]
+    problems = runs[runs["status"] != "finished"]
+    if len(problems):
+        text += ["", "Runs not in the tables:", ""]
+        text += [f"- {r.status}: `{r.path}`" + (f" — {r.error}" if r.error else "") for r in problems.itertuples()]
+    if figure:
+        text += ["", f"![per-neuron comparison]({figure})"]
+    return "\n".join(text) + "\n"
+
+
+def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str]) -> dict[str, Path]:
+    """Write the aggregate's files into ``out_dir``; returns them by name."""
+    from strf_runner.analysis.sweep_figure import comparison_figure, save_png
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, table in (("arms", agg.arms), ("comparisons", agg.comparisons), ("runs", agg.runs),
+                        ("per_neuron", agg.per_neuron)):
+        files[name] = atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    figure = None
+    if len(agg.per_neuron):
+        arms = agg.arms[["arm", "n_params", "seed_mean", "seed_sd"]].rename(
+            columns={"seed_mean": "mean_cc_norm", "seed_sd": "sd_cc_norm"}
+        )
+        arms = arms[arms["n_params"].map(lambda v: isinstance(v, int))]
+        fig = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
+        files["figure"] = save_png(fig, out / "comparison.png")
+        figure = "comparison.png"
+    files["report"] = atomic_write_text(out / "report.md", markdown_report(agg, sources, figure))
+    return files
