@@ -6,9 +6,12 @@ without a traceback; ``--debug`` (or HYDRA_FULL_ERROR=1) shows the full tracebac
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -21,6 +24,7 @@ from rich.console import Console
 
 from strf_runner.config import SCHEMAS, RunConfig
 from strf_runner.errors import StrfRunnerError
+from strf_runner.results.collect import FAILED
 from strf_runner.training.device import keep_freed_memory
 
 PROG = "strf-run"
@@ -38,27 +42,43 @@ def register_configs() -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://strf_runner.conf", config_name="config")
 def _task(cfg: DictConfig) -> float:
+    """One run. Returns its best validation score: what a sweeper (Optuna) optimises, never the test set."""
     from strf_runner.display import epoch_progress, summary_table
     from strf_runner.experiment import run_experiment
 
     run_cfg: RunConfig = OmegaConf.to_object(cfg)
     hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
     label = f"{run_cfg.frontend.name}->{run_cfg.model.name} seed {run_cfg.seed}"
+    score_key = f"best_{run_cfg.trainer.monitor}"
+    out = Console()
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if sweep:
+        from strf_runner.sweep import record_failure, reuse_finished
+
+        if run_cfg.reuse_finished:
+            summary = reuse_finished(run_cfg, job_dir, [run_cfg.sweep_root, hydra_cfg.sweep.dir])
+            if summary is not None:
+                out.print(f"{label}: already finished in {summary['reused_from']}; reused", soft_wrap=True)
+                return summary.get(score_key, math.nan)
+        (job_dir / FAILED).unlink(missing_ok=True)
     try:
         result = run_experiment(
-            run_cfg,
-            hydra_cfg.runtime.output_dir,
-            progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True)),
+            run_cfg, job_dir, progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True))
         )
-    except StrfRunnerError as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+    except Exception as err:  # Ctrl-C (KeyboardInterrupt) is not an Exception: it still stops a sweep
+        if not sweep:
+            if isinstance(err, StrfRunnerError):  # one line, before Hydra adds its own error report
+                print(f"{PROG}: error: {err}", file=sys.stderr)
+                sys.exit(2)
             raise
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    out = Console()
+        message = error_line(err)
+        record_failure(job_dir, run_cfg, err, message)
+        print(f"{PROG}: {label} failed: {message} (see {job_dir / FAILED}); the sweep goes on", file=sys.stderr)
+        return math.nan
     out.print(summary_table(result.summary))
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
-    return result.summary["test_mean_cc_norm"]
+    return result.summary[score_key]
 
 
 def error_line(err: BaseException) -> str:
@@ -95,7 +115,7 @@ def main() -> None:
     register_configs()
     try:
         _task()
-    except (StrfRunnerError, HydraException, OmegaConfBaseException) as err:
+    except (StrfRunnerError, HydraException, OmegaConfBaseException, ValueError) as err:
         if show_traceback:
             raise
         print(f"{PROG}: error: {error_line(err)}", file=sys.stderr)
@@ -107,3 +127,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-report``: aggregate finished sweeps (or any folders of runs)."""
+    parser = argparse.ArgumentParser(
+        prog="strf-report",
+        description="Aggregate the runs under one or more sweep dirs into one comparison: per arm (front-end x "
+        "model x any other varied key) test cc_norm with bootstrap CIs over neurons and mean +- SD over seeds; per "
+        "arm against its baseline the paired per-neuron difference, its CI, a Wilcoxon signed-rank p and the share "
+        "of neurons improved. Writes CSV, report.md and comparison.png; lists failed and unfinished runs.",
+        epilog="Example: strf-report outputs/multirun/2026-11-28/14-03-11 --baseline frontend=native",
+    )
+    parser.add_argument("dirs", nargs="+", type=Path, help="sweep dirs, folders of sweeps, or run dirs")
+    parser.add_argument("--baseline", default="frontend=native", help="KEY=VALUE naming the baseline arm "
+                        "(default frontend=native; each arm is compared with the arm equal to it but for this)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate)")
+    args = parser.parse_args(argv)
+    from strf_runner.display import wide_console
+    from strf_runner.sweep import report
+
+    try:
+        report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console())
+    except StrfRunnerError as err:
+        print(f"strf-report: error: {err}", file=sys.stderr)
+        sys.exit(2)

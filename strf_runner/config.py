@@ -206,6 +206,9 @@ class RunConfig:
     data_seed: int = II("seed")
     device: str = "auto"
     run_name: str = MISSING
+    # sweeps: a job whose resolved config matches a finished run under sweep_root reuses its results
+    sweep_root: str = "outputs/multirun"
+    reuse_finished: bool = True
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

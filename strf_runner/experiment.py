@@ -40,6 +40,7 @@ from strf_runner.errors import ConfigError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel
 from strf_runner.models.registry import build_readout
+from strf_runner.results.collect import config_hash
 from strf_runner.results.rundir import RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.device import resolve_device
@@ -161,7 +162,8 @@ def run_experiment(
         torch.set_num_threads(cfg.trainer.threads)
     if cfg.trainer.deterministic:
         make_deterministic()
-    run.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True))
+    resolved = OmegaConf.structured(cfg)
+    run.write_text("config.yaml", OmegaConf.to_yaml(resolved, resolve=True))
 
     path = dataset_path(cfg)
     content = read_dataset(path, views=(view,))
@@ -197,6 +199,7 @@ def run_experiment(
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "seed": cfg.seed,
         "data_seed": cfg.data_seed,
+        "config_hash": config_hash(OmegaConf.to_container(resolved, resolve=True)),
         "frontend": cfg.frontend.name,
         "model": cfg.model.name,
         "view": view,

@@ -15,10 +15,11 @@ import pytest
 TINY = ["dataset=synth_tiny", "trainer=smoke", "device=cpu"]
 
 
-def strf_run(args: list[str], cache: Path, cwd: Path) -> subprocess.CompletedProcess:
+def strf_run(args: list[str], cache: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``strf-run ARGS`` as a user runs it: a subprocess with its own dataset cache (and extra env)."""
     exe = shutil.which("strf-run")
     cmd = [exe] if exe else [sys.executable, "-m", "strf_runner.cli"]
-    env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
+    env = {**os.environ, "STRF_RUNNER_DATA": str(cache), **(env or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 

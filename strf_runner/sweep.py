@@ -1,0 +1,119 @@
+"""Sweep (multirun) support: resuming by config hash, recording failures, aggregating at the end.
+
+- A sweep job whose resolved config matches a finished run anywhere under ``sweep_root`` (or in
+  its own sweep dir) copies that run's results instead of training again, so re-running an
+  interrupted sweep finishes only the missing runs.
+- A job that raises writes ``failed.json`` (one-line error and traceback) and the sweep goes on;
+  the report lists it.
+- ``AggregateCallback`` (a Hydra callback, registered in conf/config.yaml) writes the sweep's
+  aggregate when the multirun ends; ``strf-report`` does the same on demand.
+"""
+
+from __future__ import annotations
+
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from strf_runner.atomic import atomic_path
+from strf_runner.results.aggregate import Aggregate, aggregate
+from strf_runner.results.collect import (
+    FAILED,
+    collect_runs,
+    config_hash,
+    find_finished,
+    read_run,
+)
+from strf_runner.results.report import write_report
+from strf_runner.results.rundir import RunDir
+
+COPIED = ("config.yaml", "neurons.csv", "history.csv", "best.pt")
+
+
+def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:
+    """If a finished run under ``roots`` has ``cfg``'s config hash, copy it into ``job_dir`` and
+    return its summary (with ``reused_from`` added); else None. ``cfg``: a RunConfig."""
+    job_dir = Path(job_dir).resolve()
+    if RunDir(job_dir).finished:  # the same sweep dir run again: this job is done already
+        return dict(read_run(job_dir).summary, reused_from=str(job_dir))
+    wanted = config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    for root in roots:
+        found = find_finished(root, wanted)
+        if found is not None and found.resolve() != job_dir:
+            break
+    else:
+        return None
+    run = RunDir(job_dir)
+    run.claim()
+    for name in COPIED:
+        if (found / name).is_file():
+            with atomic_path(job_dir / name) as tmp:
+                shutil.copyfile(found / name, tmp)
+    summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
+    run.write_summary(summary)
+    return summary
+
+
+def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str) -> None:
+    """Mark a sweep job as failed: failed.json (the one-line message, the exception type, the
+    traceback), plus its config.yaml if the run failed before writing one (so reports find it)."""
+    run = RunDir(job_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not (run.path / "config.yaml").is_file():
+        try:
+            text = OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True)
+        except Exception:
+            text = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+        run.write_text("config.yaml", text)
+    run.write_json(
+        FAILED,
+        {
+            "error": message,
+            "type": type(err).__name__,
+            "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+        },
+    )
+
+
+def report(
+    dirs: list[str | Path], baseline: str = "frontend=native", out: str | Path | None = None,
+    console: Console | None = None,
+) -> tuple[Aggregate, dict[str, Path]]:
+    """Aggregate every run under ``dirs``, write the report (default ``<first dir>/aggregate``), print it."""
+    from strf_runner.display import aggregate_tables
+
+    agg = aggregate(collect_runs(list(dirs)), baseline=baseline)
+    out_dir = Path(out) if out is not None else Path(dirs[0]) / "aggregate"
+    files = write_report(agg, out_dir, [str(d) for d in dirs])
+    if console is not None:
+        for table in aggregate_tables(agg):
+            console.print(table)
+        console.print(f"aggregate: {out_dir}", soft_wrap=True, highlight=False)
+    return agg, files
+
+
+class AggregateCallback(Callback):
+    """Writes the sweep's aggregate (tables, report.md, comparison.png) when a multirun ends.
+
+    A failure to aggregate is reported and never turns a finished sweep into an error.
+    """
+
+    def __init__(self, baseline: str = "frontend=native") -> None:
+        self.baseline = baseline
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from strf_runner.display import wide_console
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        console = wide_console()
+        if not sweep_dir.is_dir():
+            return
+        try:
+            report([sweep_dir], baseline=self.baseline, console=console)
+        except Exception as err:
+            console.print(f"[yellow]strf-run: could not aggregate {sweep_dir}: {err}[/yellow]", soft_wrap=True)

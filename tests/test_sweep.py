@@ -1,0 +1,107 @@
+"""Sweeps as a user runs them: aggregation at the end, failed jobs, and resuming a killed sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from tests.test_cli import TINY, strf_run
+
+FRONTENDS = ["native", "native_pcen", "mel"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def job_dirs(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "aggregate")
+
+
+def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache):
+    sweep = tmp_path / "sweep"
+    proc = strf_run(["-m", f"frontend={','.join(FRONTENDS)}", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+                    cache, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(job_dirs(sweep)) == 6 and all((d / "summary.json").is_file() for d in job_dirs(sweep))
+    agg = sweep / "aggregate"
+    for name in ("arms.csv", "comparisons.csv", "runs.csv", "per_neuron.csv", "report.md", "comparison.png"):
+        assert (agg / name).is_file(), name
+    assert "Paired per-neuron differences" in proc.stdout
+
+    # independent computation from the runs' own neurons.csv files
+    per_arm = {}
+    for fe in FRONTENDS:
+        tables = [pd.read_csv(d / "neurons.csv") for d in job_dirs(sweep) if d.name.split("_", 1)[1].startswith(f"{fe}-")]
+        assert len(tables) == 2
+        stacked = np.stack([np.where(t["valid"], t["cc_norm"], np.nan) for t in tables])
+        counts = np.isfinite(stacked).sum(0)
+        per_arm[fe] = np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
+    arms = pd.read_csv(agg / "arms.csv").set_index("arm")
+    comparisons = pd.read_csv(agg / "comparisons.csv").set_index("arm")
+    for fe in FRONTENDS:
+        assert arms.loc[f"frontend={fe}", "mean_cc_norm"] == pytest.approx(np.nanmean(per_arm[fe]), abs=1e-5)
+        assert arms.loc[f"frontend={fe}", "runs"] == 2
+    for fe in FRONTENDS[1:]:
+        d = per_arm[fe] - per_arm["native"]
+        d = d[np.isfinite(d)]
+        row = comparisons.loc[f"frontend={fe}"]
+        assert row["baseline"] == "frontend=native"
+        assert row["mean_diff"] == pytest.approx(d.mean(), abs=1e-5)
+        assert row["wilcoxon_p"] == pytest.approx(sps.wilcoxon(d).pvalue, rel=1e-4)
+        assert row["frac_improved"] == pytest.approx(np.mean(d > 0), abs=1e-6)
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
+    sweep = tmp_path / "sweep"
+    proc = strf_run(["-m", "model.temporal_window_size=0,3", *TINY, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bad, good = job_dirs(sweep)
+    failed = json.loads((bad / "failed.json").read_text())
+    assert failed["error"] == "model.temporal_window_size=0 must be >= 1"
+    assert failed["type"] == "ConfigError" and "Traceback" in failed["traceback"]
+    assert (good / "summary.json").is_file()
+    assert "the sweep goes on" in proc.stderr
+    runs = pd.read_csv(sweep / "aggregate" / "runs.csv")
+    assert sorted(runs["status"]) == ["failed", "finished"]
+    assert "1 failed" in (sweep / "aggregate" / "report.md").read_text()
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
+    args = ["-m", "seed=0,1,2,3", *TINY, f"sweep_root={tmp_path / 'sweeps'}"]
+    env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
+    first = tmp_path / "sweeps" / "first"
+    cmd = [sys.executable, "-m", "strf_runner.cli", *args, f"hydra.sweep.dir={first}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(first.glob("*/summary.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {json.loads(p.read_text())["config_hash"] for p in first.glob("*/summary.json")}
+    assert 1 <= len(done_before) < 4, "kill the sweep after its first run and before its last"
+
+    second = tmp_path / "sweeps" / "second"
+    rerun = strf_run([*args, f"hydra.sweep.dir={second}"], cache, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    summaries = [json.loads(p.read_text()) for p in sorted(second.glob("*/summary.json"))]
+    assert len(summaries) == 4
+    reused = [s for s in summaries if s.get("reused_from")]
+    assert {s["config_hash"] for s in reused} == done_before  # exactly the finished ones were reused ...
+    assert all(Path(s["reused_from"]).parent == first.resolve() for s in reused)
+    assert rerun.stdout.count("reused") == len(done_before)  # ... and only the missing ones trained
+
+    again = strf_run([*args, f"hydra.sweep.dir={second}"], cache, tmp_path)  # the same sweep dir once more
+    assert again.returncode == 0 and again.stdout.count("reused") == 4
