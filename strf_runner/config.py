@@ -173,6 +173,46 @@ class LinearModelConfig(ModelConfig):
 
 
 @dataclass
+class LNModelConfig(ModelConfig):
+    """Linear STRF + per-neuron parametric softplus (2N more parameters)."""
+
+    name: str = "ln"
+    temporal_window_size: int = 9
+    batch_norm: bool = True
+
+
+@dataclass
+class NRFModelConfig(ModelConfig):
+    """Network receptive field: ``n_hidden`` causal STRF units, tanh, per-time-step linear readout."""
+
+    name: str = "nrf"
+    temporal_window_size: int = 9
+    n_hidden: int = 20
+
+
+@dataclass
+class DNetModelConfig(ModelConfig):
+    """NRF with a learnable exponential decay per hidden unit over round(7 tau) frames."""
+
+    name: str = "dnet"
+    temporal_window_size: int = 9
+    n_hidden: int = 20
+    tau: float = 2.0
+
+
+@dataclass
+class StateNetModelConfig(ModelConfig):
+    """Locally connected spectral encoder per time step, a recurrence (gru | lstm | rnn), readout."""
+
+    name: str = "statenet"
+    kernel_size: int = 7
+    stride: int = 3
+    channels: int = 7
+    rnn: str = "gru"
+    hidden_size: Optional[int] = None  # null: the encoder's feature count
+
+
+@dataclass
 class TrainerConfig:
     """Optimiser, loss and early stopping. Defaults are the seed study's shared recipe.
 
@@ -221,7 +261,13 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "sincnet": SincNetFrontendConfig,
         "gammatone": GammatoneFrontendConfig,
     },
-    "model": {"linear": LinearModelConfig},
+    "model": {
+        "linear": LinearModelConfig,
+        "ln": LNModelConfig,
+        "nrf": NRFModelConfig,
+        "dnet": DNetModelConfig,
+        "statenet": StateNetModelConfig,
+    },
     "trainer": {"trainer": TrainerConfig},
 }
 
@@ -245,9 +291,10 @@ def validate(cfg: RunConfig) -> None:
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
     ]
-    if isinstance(cfg.model, LinearModelConfig):
-        w = cfg.model.temporal_window_size
-        checks.append((w >= 1, "model.temporal_window_size", w, "must be >= 1"))
+    for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels"):
+        value = getattr(cfg.model, key, None)
+        if value is not None:
+            checks.append((value >= 1, f"model.{key}", value, "must be >= 1"))
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")

@@ -1,0 +1,98 @@
+"""``statenet``: StateNet (Rançon et al. 2025): a per-frame spectral encoder feeding a recurrent network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from strf_runner.errors import ConfigError
+from strf_runner.models.blocks import (
+    ChannelLayerNorm,
+    ParametricSoftplus,
+    TimestepReadout,
+    check_positive,
+    check_spectrogram_input,
+    uniform_,
+)
+from strf_runner.models.registry import register
+
+RECURRENCES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class LocallyConnected1d(nn.Module):
+    """A 1-D layer over frequency with unshared weights per position, applied to every frame alone.
+
+    (B, C_in, F, T) -> (B, C_out, P, T) with P = (F - K) // S + 1 positions; output position p sees
+    bands p*S .. p*S + K - 1. Parameters: weight (P, C_out, C_in, K) and bias (C_out, P), both
+    initialised U(+-1/sqrt(C_in K)) like torch's conv default.
+    """
+
+    def __init__(self, n_bands: int, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+        self.positions = (n_bands - kernel_size) // stride + 1
+        fan_in = in_channels * kernel_size
+        shape = (self.positions, out_channels, in_channels, kernel_size)
+        self.weight = nn.Parameter(uniform_(torch.empty(shape), fan_in))
+        self.bias = nn.Parameter(uniform_(torch.empty(out_channels, self.positions), fan_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = x.unfold(2, self.kernel_size, self.stride)  # (B, C_in, P, T, K)
+        return torch.einsum("bcptk,pock->bopt", patches, self.weight) + self.bias[:, :, None]
+
+
+@register("statenet")
+class StateNet(nn.Module):
+    """Per frame LC encoder -> LayerNorm over channels -> sigmoid; recurrence; per-frame readout; softplus.
+
+    (B, C_in, F, T) -> (B, N, 1, T). The encoder maps each frame's (C_in, F) slice to C = ``channels``
+    channels at P = (F - K) // S + 1 positions, flattened channel-major to D = C * P features
+    (B, T, D); a one-layer GRU / LSTM / tanh RNN (``rnn``) of H = ``hidden_size`` units (default D)
+    runs forward in time from a zero state for every clip; a linear map H -> N per time step and a
+    per-neuron parametric softplus give the rates. Output frame t sees input frames 0 .. t only.
+
+    Parameters at F = 34, N = 119, defaults (K = 7, S = 3, C = 7, P = 10, D = H = 70, GRU):
+    LC 10*7*7 + 70 = 560, LayerNorm 14, GRU 3 * (70*70 + 70*70 + 70 + 70) = 29,820,
+    readout 70*119 + 119 = 8,449, softplus 238: 39,081.
+    """
+
+    def __init__(
+        self,
+        n_bands: int,
+        n_neurons: int,
+        kernel_size: int = 7,
+        stride: int = 3,
+        channels: int = 7,
+        rnn: str = "gru",
+        hidden_size: int | None = None,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        check_positive(kernel_size=kernel_size, stride=stride, channels=channels, in_channels=in_channels)
+        if hidden_size is not None:
+            check_positive(hidden_size=hidden_size)
+        if kernel_size > n_bands:
+            raise ConfigError(f"model.kernel_size={kernel_size} exceeds the {n_bands} frequency bands")
+        if rnn not in RECURRENCES:
+            raise ConfigError(f"model.rnn={rnn!r} is not one of {sorted(RECURRENCES)}")
+        self.n_bands, self.n_neurons, self.in_channels = n_bands, n_neurons, in_channels
+        self.encoder = LocallyConnected1d(n_bands, in_channels, channels, kernel_size, stride)
+        self.norm = ChannelLayerNorm(channels)
+        n_features = channels * self.encoder.positions
+        hidden = n_features if hidden_size is None else hidden_size
+        self.recurrence = RECURRENCES[rnn](n_features, hidden, batch_first=True)
+        self.readout = TimestepReadout(hidden, n_neurons)
+        self.activation = ParametricSoftplus(n_neurons)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The spectral encoder's output per frame, (B, C_in, F, T) -> (B, T, C * P)."""
+        b, _, _, t_len = x.shape
+        y = self.encoder(x)  # (B, C, P, T)
+        c, p = y.shape[1], y.shape[2]
+        y = torch.sigmoid(self.norm(y.reshape(b, c, p * t_len))).reshape(b, c, p, t_len)
+        return y.permute(0, 3, 1, 2).reshape(b, t_len, c * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_spectrogram_input(x, self.in_channels, self.n_bands, "statenet")
+        states, _ = self.recurrence(self.features(x))  # (B, T, H)
+        return self.activation(self.readout(states.transpose(1, 2))).unsqueeze(2)
