@@ -105,3 +105,20 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
 
     again = strf_run([*args, f"hydra.sweep.dir={second}"], cache, tmp_path)  # the same sweep dir once more
     assert again.returncode == 0 and again.stdout.count("reused") == 4
+
+
+def test_every_readout_trains_with_every_frontend(tmp_path, cache):
+    """A CI-sized capacity sweep: each front-end x readout pair builds, trains an epoch and is scored."""
+    from strf_runner.frontends.registry import FRONTENDS
+    from strf_runner.models.registry import READOUTS
+
+    sweep = tmp_path / "sweep"
+    frontends, models = FRONTENDS.names(), READOUTS.names()
+    proc = strf_run(["-m", f"frontend={','.join(frontends)}", f"model={','.join(models)}", *TINY,
+                     "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"], cache, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
+    assert {(s["frontend"], s["model"]) for s in summaries} == {(f, m) for f in frontends for m in models}
+    assert all(s["n_params"] > 0 and s["test_n_neurons"] == 16 for s in summaries)
+    arms = pd.read_csv(sweep / "aggregate" / "arms.csv")
+    assert len(arms) == len(frontends) * len(models) and arms["n_params"].notna().all()
