@@ -38,8 +38,7 @@ from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.synth import SynthParams, ensure_synth
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.registry import build_frontend, frontend_class
-from strf_runner.models.encoding import EncodingModel
-from strf_runner.models.registry import build_readout
+from strf_runner.models.encoding import EncodingModel, build_encoding_model
 from strf_runner.results.collect import config_hash
 from strf_runner.results.rundir import RunDir
 from strf_runner.results.tables import neuron_table, score_summary
@@ -81,19 +80,35 @@ def stimulus_splits(cfg: RunConfig) -> dict[str, list[int] | None]:
     return splits
 
 
-def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
-    """Front-end + readout for ``data``; F comes from the data (native) or the front-end."""
-    options = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k not in ("name", "lr")}
+def model_spec(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
+    """Every constructor argument of the run's front-end and readout (``build_encoding_model``'s input);
+    F comes from the data (spectrogram view) or from the front-end (waveform view)."""
+    frontend = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "lr"}
     if data.view == "spectrogram":
-        options["n_bands"] = data.n_bands
+        frontend["n_bands"] = data.n_bands
     else:
-        options.update(audio_fs=data.audio_fs, hop=data.hop)
-    frontend = build_frontend(cfg.frontend.name, **options)
-    readout_options = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
-    readout = build_readout(
-        cfg.model.name, n_bands=frontend.out_channels, n_neurons=data.n_neurons, **readout_options
-    )
-    return EncodingModel(frontend, readout)
+        frontend.update(audio_fs=data.audio_fs, hop=data.hop)
+    out_channels = build_frontend(frontend["name"], **{k: v for k, v in frontend.items() if k != "name"}).out_channels
+    readout = {**dataclasses.asdict(cfg.model), "n_bands": out_channels, "n_neurons": data.n_neurons}
+    return {"frontend": frontend, "readout": readout}
+
+
+def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
+    """Front-end + readout for ``data``."""
+    return build_encoding_model(model_spec(cfg, data))
+
+
+def model_info(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
+    """model.json: the spec plus what a user of the model needs to feed it and read its output."""
+    return {
+        "spec": model_spec(cfg, data),
+        "view": data.view,
+        "neuron_ids": list(data.neuron_ids),
+        "dt_ms": data.dt_ms,
+        "audio_fs": data.audio_fs,
+        "hop": data.hop,
+        "spectrogram_freqs_hz": None if data.spectrogram_freqs is None else [float(f) for f in data.spectrogram_freqs],
+    }
 
 
 def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronScores | None:
@@ -174,6 +189,7 @@ def run_experiment(
 
     seed_everything(cfg.seed)
     model, fitter, loaders = prepare_fit(cfg, sets, device, checkpoint_path=run.checkpoint)
+    run.write_json("model.json", model_info(cfg, sets["train"]))
     t = cfg.trainer
     with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
         fitter.on_epoch_end = on_epoch_end

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from strf_runner.frontends.base import Frontend
+from strf_runner.frontends.registry import build_frontend
+from strf_runner.models.registry import build_readout
 
 
 class EncodingModel(nn.Module):
@@ -29,3 +33,11 @@ class EncodingModel(nn.Module):
     def n_params(self) -> int:
         """Number of trainable scalars (buffers such as batch-norm statistics excluded)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def build_encoding_model(spec: dict[str, Any]) -> EncodingModel:
+    """The model a spec describes: {"frontend": {"name": ..., **kwargs}, "readout": {"name": ..., **kwargs}}
+    with every constructor argument (data-dependent ones included: n_bands, audio_fs, hop, n_neurons), so
+    a saved spec rebuilds the exact architecture without the dataset."""
+    fe, ro = dict(spec["frontend"]), dict(spec["readout"])
+    return EncodingModel(build_frontend(fe.pop("name"), **fe), build_readout(ro.pop("name"), **ro))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,6 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["state_dict"])
-    except (OSError, RuntimeError, KeyError, EOFError) as err:
+    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
         raise TrainingError(f"cannot restore checkpoint {path}: {err}") from err
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
