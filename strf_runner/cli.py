@@ -77,6 +77,11 @@ def _task(cfg: DictConfig) -> float:
         print(f"{PROG}: {label} failed: {message} (see {job_dir / FAILED}); the sweep goes on", file=sys.stderr)
         return math.nan
     out.print(summary_table(result.summary))
+    if run_cfg.analysis == "full":
+        from strf_runner.analysis.run_analysis import analyze_run
+
+        index = analyze_run(result.run_dir, log=lambda step: print(f"analysis: {step}", file=sys.stderr))
+        out.print(f"analysis: {len(index['files'])} files in {result.run_dir / 'analysis'}", soft_wrap=True)
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
     return result.summary[score_key]
 
@@ -152,3 +157,31 @@ def report_main(argv: list[str] | None = None) -> None:
     except StrfRunnerError as err:
         print(f"strf-report: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def analyze_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-analyze``: interpretability figures, tables and audio of finished runs."""
+    parser = argparse.ArgumentParser(
+        prog="strf-analyze",
+        description="Write the interpretability figures of finished runs into <run>/analysis/: learned vs initial "
+        "filterbank and its drift, learned vs native spectrogram, STRFs of the best-predicted neurons (true beside "
+        "learned on synthetic data), spectrogram-space gradient maps, waveform receptive fields with the span holding "
+        "99 % of their gradient (and WAV files to listen to), and prediction traces of the best, median and worst "
+        "neurons; the numbers behind each figure as CSV.",
+        epilog="Example: strf-analyze outputs/runs/2026-11-28/14-03-11_leaf-linear-synth-s0 --stimulus 17",
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="finished run dirs")
+    parser.add_argument("--stimulus", type=int, help="dataset index of the stimulus to show (default: first test one)")
+    parser.add_argument("--wav", type=int, default=3, help="receptive fields written as WAV (best neurons; default 3)")
+    args = parser.parse_args(argv)
+    from strf_runner.analysis.run_analysis import analyze_run
+
+    for run in args.runs:
+        try:
+            index = analyze_run(run, stimulus=args.stimulus, n_wav=args.wav,
+                                log=lambda step: print(f"strf-analyze: {run}: {step}", file=sys.stderr))
+        except StrfRunnerError as err:
+            print(f"strf-analyze: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        drift = index.get("mean_drift")
+        print(f"{run / 'analysis'}: {len(index['files'])} files" + (f", mean filter drift {drift:.1%}" if drift else ""))

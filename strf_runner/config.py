@@ -249,6 +249,7 @@ class RunConfig:
     # sweeps: a job whose resolved config matches a finished run under sweep_root reuses its results
     sweep_root: str = "outputs/multirun"
     reuse_finished: bool = True
+    analysis: str = "none"  # "full": write every interpretability figure after the run (strf-analyze)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -290,6 +291,7 @@ def validate(cfg: RunConfig) -> None:
         (_device_kind(t.device) in DEVICES, "trainer.device", t.device, f"must be one of {DEVICES} (or cuda:N)"),
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
+        (cfg.analysis in ("none", "full"), "analysis", cfg.analysis, "must be 'none' or 'full'"),
     ]
     for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels"):
         value = getattr(cfg.model, key, None)

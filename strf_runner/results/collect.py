@@ -24,7 +24,7 @@ FAILED = "failed.json"
 NEURONS = "neurons.csv"
 
 # keys that say where or how fast a run ran, not what it computed: not part of its identity
-VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "trainer.threads"})
+VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "analysis", "trainer.threads"})
 # keys that tell the replicates of one arm apart
 SEED_KEYS = frozenset({"seed", "data_seed"})
 # keys that tell arms apart but not their results' identity: the same arm on any device
