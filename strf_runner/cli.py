@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def register_configs() -> None:
 def _task(cfg: DictConfig) -> float:
     """One run. Returns its best validation score: what a sweeper (Optuna) optimises, never the test set."""
     from strf_runner.display import epoch_progress, summary_table
-    from strf_runner.experiment import run_experiment
+    from strf_runner.experiment import LAST_STATE, run_experiment
 
     run_cfg: RunConfig = OmegaConf.to_object(cfg)
     hydra_cfg = HydraConfig.get()
@@ -54,18 +55,29 @@ def _task(cfg: DictConfig) -> float:
     out = Console()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if sweep:
-        from strf_runner.sweep import record_failure, reuse_finished
+        from strf_runner.sweep import prepare_resume, record_failure, reuse_finished
 
         if run_cfg.reuse_finished:
-            summary = reuse_finished(run_cfg, job_dir, [run_cfg.sweep_root, hydra_cfg.sweep.dir])
+            roots = [run_cfg.sweep_root, hydra_cfg.sweep.dir]
+            summary = reuse_finished(run_cfg, job_dir, roots)
             if summary is not None:
                 out.print(f"{label}: already finished in {summary['reused_from']}; reused", soft_wrap=True)
                 return summary.get(score_key, math.nan)
+            interrupted = prepare_resume(run_cfg, job_dir, roots)
+            if interrupted is not None:
+                out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
+                run_cfg = dataclasses.replace(run_cfg, resume=True)
         (job_dir / FAILED).unlink(missing_ok=True)
     try:
         result = run_experiment(
             run_cfg, job_dir, progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True))
         )
+    except KeyboardInterrupt:
+        if (job_dir / LAST_STATE).is_file():
+            how = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
+            print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {how}",
+                  file=sys.stderr)
+        raise
     except Exception as err:  # Ctrl-C (KeyboardInterrupt) is not an Exception: it still stops a sweep
         if not sweep:
             if isinstance(err, StrfRunnerError):  # one line, before Hydra adds its own error report
@@ -109,6 +121,10 @@ def error_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point of ``strf-run``."""
     debug = "--debug" in sys.argv
@@ -118,6 +134,7 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     keep_freed_memory()
     register_configs()
+    signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept
     try:
         _task()
     except (StrfRunnerError, HydraException, OmegaConfBaseException, ValueError) as err:

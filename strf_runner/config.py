@@ -232,6 +232,7 @@ class TrainerConfig:
     device: str = II("device")
     deterministic: bool = True
     threads: Optional[int] = None
+    grad_clip: Optional[float] = None  # max global gradient norm per step; null: no clipping
 
 
 @dataclass
@@ -250,6 +251,7 @@ class RunConfig:
     sweep_root: str = "outputs/multirun"
     reuse_finished: bool = True
     analysis: str = "none"  # "full": write every interpretability figure after the run (strf-analyze)
+    resume: bool = False  # continue the interrupted run in this run dir from its last.pt
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -288,6 +290,7 @@ def validate(cfg: RunConfig) -> None:
         (t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1"),
         (t.mode in ("max", "min"), "trainer.mode", t.mode, "must be 'max' or 'min'"),
         (t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "must be >= 1 or null"),
+        (t.grad_clip is None or t.grad_clip > 0, "trainer.grad_clip", t.grad_clip, "must be > 0 or null"),
         (_device_kind(t.device) in DEVICES, "trainer.device", t.device, f"must be one of {DEVICES} (or cuda:N)"),
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),

@@ -17,6 +17,7 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 import strf_runner
@@ -36,14 +37,15 @@ from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.synth import SynthParams, ensure_synth
-from strf_runner.errors import ConfigError
+from strf_runner.errors import ConfigError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
-from strf_runner.results.collect import config_hash
+from strf_runner.results.collect import FAILED, VOLATILE_KEYS, config_hash, flatten
 from strf_runner.results.rundir import RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.device import resolve_device
-from strf_runner.training.fitter import EpochRecord, FitResult, Fitter, evaluate, history_rows
+from strf_runner.training.checkpoint import save_checkpoint
+from strf_runner.training.fitter import EpochRecord, FitResult, Fitter, FitState, evaluate, history_rows
 from strf_runner.training.seeding import data_generator, make_deterministic, seed_everything
 
 
@@ -149,9 +151,31 @@ def prepare_fit(
         mode=t.mode,
         track_train_metrics=t.track_train_metrics,
         checkpoint_path=checkpoint_path,
+        grad_clip=t.grad_clip,
     )
     return model, fitter, loaders
 
+
+def _resume_state(cfg: RunConfig, run: RunDir, resolved: dict[str, Any]) -> FitState | None:
+    """The state to continue from when ``cfg.resume``: ``last.pt`` of this run dir, whose config
+    must hash like the current one (ResultsError otherwise); None when not resuming."""
+    if not cfg.resume:
+        return None
+    state_file, config_file = run.path / LAST_STATE, run.path / "config.yaml"
+    if not state_file.is_file() or not config_file.is_file():
+        raise ResultsError(f"resume=true but {run.path} holds no interrupted run ({LAST_STATE} missing)")
+    previous = yaml.safe_load(config_file.read_text()) or {}
+    if config_hash(previous) != config_hash(resolved):
+        flat_old, flat_new = flatten(previous), flatten(resolved)
+        keys = sorted(
+            k for k in set(flat_old) | set(flat_new) if flat_old.get(k) != flat_new.get(k) and k not in VOLATILE_KEYS
+        )
+        raise ResultsError(f"resume=true but the config differs from the interrupted run's in {keys}")
+    return FitState.load(state_file)
+
+
+LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
+FAILED_STATE = "failed_state.pt"  # weights and optimiser when training stopped on non-finite values
 
 EpochCallback = Callable[[EpochRecord, float, "int | None"], None]
 
@@ -173,12 +197,14 @@ def run_experiment(
     view = frontend_class(cfg.frontend.name).view
     run = RunDir(run_dir)
     run.claim()
+    resolved = OmegaConf.structured(cfg)
+    resume_state = _resume_state(cfg, run, OmegaConf.to_container(resolved, resolve=True))
     if cfg.trainer.threads is not None:
         torch.set_num_threads(cfg.trainer.threads)
     if cfg.trainer.deterministic:
         make_deterministic()
-    resolved = OmegaConf.structured(cfg)
     run.write_text("config.yaml", OmegaConf.to_yaml(resolved, resolve=True))
+    (run.path / FAILED).unlink(missing_ok=True)
 
     path = dataset_path(cfg)
     content = read_dataset(path, views=(view,))
@@ -191,9 +217,15 @@ def run_experiment(
     model, fitter, loaders = prepare_fit(cfg, sets, device, checkpoint_path=run.checkpoint)
     run.write_json("model.json", model_info(cfg, sets["train"]))
     t = cfg.trainer
+    fitter.state_path = run.path / LAST_STATE
     with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
         fitter.on_epoch_end = on_epoch_end
-        fit = fitter.fit(loaders["train"], loaders["val"])
+        try:
+            fit = fitter.fit(loaders["train"], loaders["val"], resume=resume_state)
+        except TrainingError as err:  # keep what went wrong for inspection, and say so
+            save_checkpoint(run.path / FAILED_STATE, model, optimizer=fitter.optimizer.state_dict())
+            run.write_json(FAILED, {"error": str(err), "type": "TrainingError", "state": FAILED_STATE})
+            raise TrainingError(f"{err} (state saved in {run.path / FAILED_STATE})") from err
     test = evaluate(model, loaders["test"], fitter.loss_fn)
 
     table = neuron_table(content.neuron_ids, test.scores)

@@ -27,6 +27,7 @@ from strf_runner.results.collect import (
     collect_runs,
     config_hash,
     find_finished,
+    find_interrupted,
     read_run,
 )
 from strf_runner.results.report import write_report
@@ -57,6 +58,27 @@ def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> di
     summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
     run.write_summary(summary)
     return summary
+
+
+def prepare_resume(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> Path | None:
+    """If an interrupted run with ``cfg``'s config hash (and a saved training state) exists under
+    ``roots``, copy its state, best weights and config into ``job_dir`` and return where it came
+    from: the job then continues with resume=true instead of starting over. None otherwise."""
+    wanted = config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    job_dir = Path(job_dir).resolve()
+    for root in roots:
+        found = find_interrupted(root, wanted)
+        if found is not None:
+            break
+    else:
+        return None
+    if found.resolve() != job_dir:
+        RunDir(job_dir).claim()
+        for name in ("last.pt", *COPIED):
+            if (found / name).is_file():
+                with atomic_path(job_dir / name) as tmp:
+                    shutil.copyfile(found / name, tmp)
+    return found
 
 
 def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str) -> None:

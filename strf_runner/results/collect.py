@@ -24,7 +24,7 @@ FAILED = "failed.json"
 NEURONS = "neurons.csv"
 
 # keys that say where or how fast a run ran, not what it computed: not part of its identity
-VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "analysis", "trainer.threads"})
+VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "analysis", "resume", "trainer.threads"})
 # keys that tell the replicates of one arm apart
 SEED_KEYS = frozenset({"seed", "data_seed"})
 # keys that tell arms apart but not their results' identity: the same arm on any device
@@ -125,6 +125,26 @@ def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
             if _read_json(summary).get("config_hash") == wanted_hash:
                 return summary.parent
         except ResultsError:
+            continue
+    return None
+
+
+def find_interrupted(root: str | Path, wanted_hash: str, state: str = "last.pt") -> Path | None:
+    """An unfinished run below ``root`` with a saved training state whose config.yaml hashes to
+    ``wanted_hash`` (so it can be resumed), if any."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for config in root.rglob(CONFIG):
+        run = config.parent
+        if any(part.startswith(".") for part in run.relative_to(root).parts):
+            continue
+        if (run / SUMMARY).exists() or not (run / state).is_file():
+            continue
+        try:
+            if config_hash(yaml.safe_load(config.read_text()) or {}) == wanted_hash:
+                return run
+        except (OSError, yaml.YAMLError):
             continue
     return None
 

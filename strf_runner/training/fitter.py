@@ -9,11 +9,14 @@ improvement and restored after the loop.
 from __future__ import annotations
 
 import math
+import pickle
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -126,6 +129,60 @@ def nan_mean(x: torch.Tensor) -> float:
     return float(finite.mean()) if finite.numel() else math.nan
 
 
+@dataclass
+class FitState:
+    """Where a fit stands after ``epoch`` epochs: early-stopping state and history.
+
+    ``save`` writes it with the weights, the optimiser and every random generator (torch, CUDA,
+    NumPy, Python, the loader's data-order generator) atomically; ``load`` reads it back and
+    ``restore`` puts weights, optimiser and generators in place.
+    """
+
+    epoch: int = 0
+    best: float = -math.inf
+    best_epoch: int | None = None
+    stale: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    saved: dict = field(default_factory=dict, repr=False)
+
+    def save(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, train: DeviceLoader) -> None:
+        rng = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "data": train.generator.get_state() if train.generator is not None else None,
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        save_checkpoint(
+            path, model, optimizer=optimizer.state_dict(), rng=rng, epoch=self.epoch, best=self.best,
+            best_epoch=self.best_epoch, stale=self.stale, history=[asdict(r) for r in self.history],
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> "FitState":
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            return cls(
+                epoch=ckpt["epoch"], best=ckpt["best"], best_epoch=ckpt["best_epoch"], stale=ckpt["stale"],
+                history=[EpochRecord(**r) for r in ckpt["history"]], saved=ckpt,
+            )
+        except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as err:
+            raise TrainingError(f"cannot resume from {path}: {err}") from err
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, train: DeviceLoader) -> None:
+        ckpt = self.saved
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["data"] is not None and train.generator is not None:
+            train.generator.set_state(rng["data"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
 class Fitter:
     """Fits a model with early stopping on a monitored validation score and best-val restore.
 
@@ -146,6 +203,8 @@ class Fitter:
         track_train_metrics: bool = True,
         checkpoint_path: str | Path | None = None,
         on_epoch_end: Callable[[EpochRecord, float, int | None], None] | None = None,
+        grad_clip: float | None = None,
+        state_path: str | Path | None = None,
     ) -> None:
         if loss not in metrics.LOSSES:
             raise ConfigError(f"trainer.loss={loss!r} is not one of {sorted(metrics.LOSSES)}")
@@ -155,6 +214,8 @@ class Fitter:
             raise ConfigError(f"trainer.mode={mode!r} must be 'max' or 'min'")
         if max_epochs < 1 or patience < 1:
             raise ConfigError(f"trainer.max_epochs and trainer.patience must be >= 1, got {max_epochs}, {patience}")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ConfigError(f"trainer.grad_clip must be > 0 or null, got {grad_clip}")
         self.model, self.optimizer = model, optimizer
         self.loss_fn = metrics.LOSSES[loss]
         self.max_epochs, self.patience, self.min_delta = max_epochs, patience, min_delta
@@ -162,6 +223,8 @@ class Fitter:
         self.track_train_metrics = track_train_metrics
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.on_epoch_end = on_epoch_end
+        self.grad_clip = grad_clip
+        self.state_path = Path(state_path) if state_path is not None else None
 
     def improved(self, score: float, best: float) -> bool:
         if math.isnan(score):
@@ -170,13 +233,22 @@ class Fitter:
             return score > best + self.min_delta
         return score < best - self.min_delta
 
-    def fit(self, train: DeviceLoader, val: DeviceLoader) -> FitResult:
+    def fit(self, train: DeviceLoader, val: DeviceLoader, resume: FitState | None = None) -> FitResult:
+        """Train until max_epochs or patience; restore the best weights.
+
+        After every epoch the whole training state (``FitState``: weights, optimiser, early stopping,
+        history, every random generator) is saved to ``state_path``; ``resume`` continues from such a
+        state and ends exactly where an uninterrupted fit would have.
+        """
         train_target = loader_target(train) if self.track_train_metrics else None
         val_target = loader_target(val)
-        history: list[EpochRecord] = []
-        best = -math.inf if self.mode == "max" else math.inf
-        best_epoch, stale, stop_reason = None, 0, "max_epochs"
-        for epoch in range(1, self.max_epochs + 1):
+        state = resume or FitState(best=-math.inf if self.mode == "max" else math.inf)
+        if resume is not None:
+            resume.restore(self.model, self.optimizer, train)
+        stop_reason = "max_epochs"
+        for epoch in range(state.epoch + 1, self.max_epochs + 1):
+            if state.stale >= self.patience:
+                break
             start = time.perf_counter()
             train_loss, train_cc_norm = self._train_epoch(train, epoch, train_target)
             ev = evaluate(self.model, val, self.loss_fn, val_target)
@@ -189,45 +261,69 @@ class Fitter:
                 val_cc_norm=nan_mean(ev.scores.cc_norm),
                 seconds=time.perf_counter() - start,
             )
-            history.append(record)
+            state.history.append(record)
+            state.epoch = epoch
             score = getattr(record, self.monitor)
-            if self.improved(score, best):
-                best, best_epoch, stale = score, epoch, 0
+            if self.improved(score, state.best):
+                state.best, state.best_epoch, state.stale = score, epoch, 0
                 if self.checkpoint_path is not None:
                     save_checkpoint(self.checkpoint_path, self.model, epoch=epoch, score=score, monitor=self.monitor)
             else:
-                stale += 1
+                state.stale += 1
+            if self.state_path is not None:
+                state.save(self.state_path, self.model, self.optimizer, train)
             if self.on_epoch_end is not None:
-                self.on_epoch_end(record, best, best_epoch)
-            if stale >= self.patience:
-                stop_reason = "patience"
-                break
-        if self.checkpoint_path is not None and best_epoch is not None:
+                self.on_epoch_end(record, state.best, state.best_epoch)
+        if state.stale >= self.patience:
+            stop_reason = "patience"
+        if self.checkpoint_path is not None and state.best_epoch is not None:
             load_checkpoint(self.checkpoint_path, self.model)
-        return FitResult(history, best_epoch, best, stop_reason)
+        return FitResult(state.history, state.best_epoch, state.best, stop_reason)
 
     def _train_epoch(
         self, loader: DeviceLoader, epoch: int, target: metrics.ResponseSummary | None
     ) -> tuple[float, float]:
-        """One pass of optimiser steps; returns the mean batch loss and (if tracked) train cc_norm."""
+        """One pass of optimiser steps; returns the mean batch loss and (if tracked) train cc_norm.
+
+        Non-finite losses and gradients are tallied on the device and checked once, at the end of
+        the epoch (no per-step synchronisation); then ``TrainingError`` names the epoch and the
+        parameters that hold non-finite values or gradients.
+        """
         self.model.train()
         losses = []
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bad_grads = torch.zeros((), device=params[0].device) if params else None
         gather = _Gather(loader) if target is not None else None
         for batch in loader:
             self.optimizer.zero_grad(set_to_none=True)
             pred = self.model(batch["stims"])
             loss = self.loss_fn(pred, batch["psth"])
             loss.backward()
+            if self.grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            else:
+                norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in (p.grad for p in params) if g is not None]))
+            bad_grads += ~torch.isfinite(norm)
             self.optimizer.step()
             losses.append(loss.detach())
             if gather is not None:
                 gather.add(pred, batch)
         mean_loss = float(torch.stack(losses).mean())
-        if not math.isfinite(mean_loss):
-            raise TrainingError(f"training loss is {mean_loss} at epoch {epoch}; stopping (try a lower trainer.lr)")
+        if not math.isfinite(mean_loss) or (bad_grads is not None and bad_grads.item() > 0):
+            raise TrainingError(
+                f"training loss is {mean_loss} at epoch {epoch} (non-finite gradients in {int(bad_grads.item())} "
+                f"step(s)); non-finite values now in: {', '.join(self._nonfinite_parameters()) or 'no parameter'}; "
+                "try a lower trainer.lr or trainer.grad_clip"
+            )
         if gather is None:
             return mean_loss, math.nan
         return mean_loss, nan_mean(metrics.score_summary(gather.result(), target).cc_norm)
+
+    def _nonfinite_parameters(self) -> list[str]:
+        """Names of parameters whose values or gradients hold NaN or inf (at most 6, then a count)."""
+        names = [n for n, p in self.model.named_parameters()
+                 if not torch.isfinite(p).all() or (p.grad is not None and not torch.isfinite(p.grad).all())]
+        return names[:6] + ([f"{len(names) - 6} more"] if len(names) > 6 else [])
 
 
 def history_rows(history: list[EpochRecord]) -> list[dict]:
