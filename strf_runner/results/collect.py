@@ -45,8 +45,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_hash(resolved: dict[str, Any]) -> str:
     """Content hash of a resolved run config (nested dict): 16 hex digits of SHA-256 over its
-    canonical JSON, without the volatile keys. Equal hashes = the same computation."""
-    flat = {k: list(v) if isinstance(v, tuple) else v for k, v in flatten(resolved).items() if k not in VOLATILE_KEYS}
+    canonical JSON, without the volatile keys and without null values (a key added to the schema
+    later with a null default leaves the hashes of older runs valid). Equal hashes = the same
+    computation."""
+    flat = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in flatten(resolved).items()
+        if k not in VOLATILE_KEYS and v is not None
+    }
     blob = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -147,6 +147,7 @@ def test_config_hash_ignores_where_a_run_ran_but_not_what_it_computed():
     assert config_hash(a) == config_hash(a | {"trainer": a["trainer"] | {"threads": 4}})
     assert config_hash(a) != config_hash(config("leaf", 1))
     assert config_hash(a) != config_hash(a | {"trainer": a["trainer"] | {"lr": 0.01}})
+    assert config_hash(a) == config_hash(a | {"trainer": a["trainer"] | {"grad_clip": None}})  # a new null key
 
 
 def test_find_finished_by_hash(sweep):
