@@ -122,3 +122,26 @@ def test_every_readout_trains_with_every_frontend(tmp_path, cache):
     assert all(s["n_params"] > 0 and s["test_n_neurons"] == 16 for s in summaries)
     arms = pd.read_csv(sweep / "aggregate" / "arms.csv")
     assert len(arms) == len(frontends) * len(models) and arms["n_params"].notna().all()
+
+
+def test_two_sweeps_writing_one_sweep_dir_at_once(tmp_path, cache):
+    """Two processes, one sweep dir: every run finishes intact and the report holds all of them."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "strf_runner.cli", "-m", f"frontend={fe}", "seed=0,1", *TINY,
+                          "trainer.threads=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for fe in ("native", "mel")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
+    assert sorted((s["frontend"], s["seed"]) for s in summaries) == [("mel", 0), ("mel", 1), ("native", 0), ("native", 1)]
+    for d in job_dirs(sweep):
+        pd.read_csv(d / "neurons.csv")  # complete, parseable files only
+        assert not list(d.glob(".*.tmp")), "a temp file was left behind"
+    subprocess.run([sys.executable, "-c", "from strf_runner.cli import report_main; report_main()", str(sweep)],
+                   check=True, capture_output=True, env=env)
+    assert len(pd.read_csv(sweep / "aggregate" / "runs.csv")) == 4
