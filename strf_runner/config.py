@@ -8,6 +8,7 @@ not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_ex
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
@@ -303,6 +304,11 @@ def validate(cfg: RunConfig) -> None:
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
+    if t.patience > t.max_epochs:
+        warnings.warn(
+            f"trainer.patience={t.patience} > trainer.max_epochs={t.max_epochs}: early stopping can never trigger",
+            stacklevel=2,
+        )
 
 
 def learning_rate(cfg: RunConfig) -> float:

@@ -129,3 +129,9 @@ def test_synth_config_defaults_are_the_generators():
     shared = set(params) & set(config)
     assert shared >= {"seed", "n_stimuli", "duration_s", "n_neurons", "n_repeats", "audio_fs", "dt_ms", "n_train"}
     assert {k: config[k] for k in shared} == {k: params[k] for k in shared}
+
+
+def test_patience_beyond_max_epochs_is_allowed_but_warned():
+    cfg = compose_run(["trainer.max_epochs=5", "trainer.patience=10"])
+    with pytest.warns(UserWarning, match=r"trainer.patience=10 > trainer.max_epochs=5"):
+        validate(cfg)
