@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -88,8 +89,13 @@ def find_run_dirs(root: str | Path) -> Iterator[Path]:
         return
     if not root.is_dir():
         raise ResultsError(f"{root} is not a directory")
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    children = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for child in sorted(children, key=_natural_key):  # 2_x before 10_x: Hydra's job order
         yield from find_run_dirs(child)
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def read_run(path: str | Path) -> RunRecord:
