@@ -190,12 +190,22 @@ def _moments(pred: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> _Moments:
     g_mean = g0.sum(dim=dims) / n_f
     pc = torch.where(ok, p0 - p_mean.view(1, -1, 1, 1), zero)
     gc = torch.where(ok, g0 - g_mean.view(1, -1, 1, 1), zero)
+    # a constant series centres to rounding residue (~1e-16 |mean|), which the absolute thresholds
+    # below can miss (a constant prediction scored cc_abs 2.6e-17, valid): treat it as exactly flat
+    pc = torch.where(_flat(pc, p0, n_f, dims).view(1, -1, 1, 1), zero, pc)
+    gc = torch.where(_flat(gc, g0, n_f, dims).view(1, -1, 1, 1), zero, gc)
     return _Moments(
         n=n,
         spp=(pc * pc).sum(dim=dims),
         sgg=(gc * gc).sum(dim=dims),
         spg=(pc * gc).sum(dim=dims),
     )
+
+
+def _flat(xc: torch.Tensor, x0: torch.Tensor, n_f: torch.Tensor, dims) -> torch.Tensor:
+    """(N,) bool: the centred series xc is rounding residue, rms(xc) <= 1e-12 · max|x0|."""
+    amp = x0.abs().amax(dim=dims)
+    return (xc * xc).sum(dim=dims) <= n_f * (1e-12 * amp) ** 2
 
 
 def _corr_from(m: _Moments) -> torch.Tensor:

@@ -22,6 +22,7 @@ two views share one time grid and responses are stored once.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,8 @@ class DatasetContent:
 def hop_samples(audio_fs: float, dt_ms: float, where: str = "dataset") -> int:
     """Audio samples per time bin; the grid lock requires audio_fs * dt_ms / 1000 to be an integer."""
     hop = audio_fs * dt_ms / 1000.0
-    if hop < 1 or abs(hop - round(hop)) > 1e-9:
+    # a NaN/inf audio_fs or dt_ms made round() raise ValueError/OverflowError
+    if not math.isfinite(hop) or hop < 1 or abs(hop - round(hop)) > 1e-9:
         raise DatasetError(
             f"{where}: audio_fs={audio_fs} Hz and dt_ms={dt_ms} give {hop} samples per bin; "
             "the grid lock needs a whole number"
@@ -103,6 +105,13 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
         raise DatasetError(f"{where}: /neurons/id is empty")
     if len(set(content.neuron_ids)) != n:
         raise DatasetError(f"{where}: /neurons/id has duplicate ids")
+    # a NaN, infinite or non-positive dt_ms (the time grid) was accepted silently
+    try:
+        dt_ok = np.ndim(content.dt_ms) == 0 and 0 < float(content.dt_ms) < math.inf
+    except (TypeError, ValueError):
+        dt_ok = False
+    if not dt_ok:
+        raise DatasetError(f"{where}: dt_ms={content.dt_ms!r}; expected a positive number of milliseconds")
     views = content.views
     if not views:
         raise DatasetError(f"{where}: stimulus 0 has neither a spectrogram nor a waveform view")
@@ -115,7 +124,15 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
     if "spectrogram" in views:
         if content.spectrogram_freqs is None:
             raise DatasetError(f"{where}: has a spectrogram view but no /spectrogram_freqs")
-        n_bands = len(content.spectrogram_freqs)
+        # a scalar /spectrogram_freqs crashed len() with TypeError; strings, NaN or
+        # inf frequencies were accepted silently
+        freqs = np.asarray(content.spectrogram_freqs)
+        if freqs.ndim != 1 or freqs.dtype.kind not in "iuf" or not np.isfinite(freqs).all():
+            raise DatasetError(
+                f"{where}: /spectrogram_freqs must be a 1-D array of finite numbers (Hz); "
+                f"got dtype {freqs.dtype}, shape {freqs.shape}"
+            )
+        n_bands = len(freqs)
     for i, stim in enumerate(content.stimuli):
         key = f"{where}: /stimuli/{i:04d}"
         r = stim.responses
@@ -123,6 +140,10 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
             raise DatasetError(f"{key}/responses has shape {r.shape}; expected (N={n}, R, T)")
         if r.shape[1] < 1 or r.shape[2] < 1:
             raise DatasetError(f"{key}/responses has shape {r.shape}; R and T must be >= 1")
+        # non-finite values went through silently;
+        # NaN is the only mask in responses, and stimuli are never NaN (collate's Batch contract)
+        if np.isinf(r).any():
+            raise DatasetError(f"{key}/responses holds infinite values; NaN is the only way to mark missing data")
         for view in VIEWS:
             if (getattr(stim, view) is None) != (view not in views):
                 raise DatasetError(f"{key} views differ from stimulus 0 (which has {list(views)})")
@@ -133,6 +154,8 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
                     f"{key}/spectrogram has shape {s.shape}; expected (F={n_bands}, T={r.shape[2]}) "
                     "to match /spectrogram_freqs and responses"
                 )
+            if not np.isfinite(s).all():
+                raise DatasetError(f"{key}/spectrogram holds NaN or infinite values")
         if stim.waveform is not None:
             w = stim.waveform
             if w.ndim != 1 or w.shape[0] != r.shape[2] * hop:
@@ -140,13 +163,16 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
                     f"{key}/waveform has shape {w.shape}; expected ({r.shape[2] * hop},) "
                     f"= T={r.shape[2]} bins x hop={hop}"
                 )
+            if not np.isfinite(w).all():
+                raise DatasetError(f"{key}/waveform holds NaN or infinite values")
     for name, idx in content.splits.items():
         if name not in SPLITS:
             raise DatasetError(f"{where}: unknown split {name!r}; expected one of {SPLITS}")
         check_split(idx, len(content.stimuli), f"{where}: split {name!r}")
     for col, values in content.neuron_meta.items():
-        if len(values) != n:
-            raise DatasetError(f"{where}: /neurons/{col} has {len(values)} entries for {n} neurons")
+        # a scalar column crashed len() with TypeError
+        if np.ndim(values) != 1 or len(values) != n:
+            raise DatasetError(f"{where}: /neurons/{col} has shape {np.shape(values)}; expected ({n},), one per neuron")
 
 
 def check_split(indices: list[int], n_stimuli: int, where: str) -> None:
@@ -223,7 +249,9 @@ def read_dataset(path: str | os.PathLike, views: tuple[str, ...] | None = None) 
             content = _read(f, path, views)
     except DatasetError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as err:
+    # h5py raises RuntimeError for many kinds of damaged metadata, and int()/float()
+    # of an inf attribute raises OverflowError; both escaped as foreign exceptions
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError) as err:
         raise DatasetError(f"{path}: cannot read as a strf-runner dataset ({type(err).__name__}: {err})") from err
     validate_content(content, str(path))
     return content
@@ -239,6 +267,10 @@ def _read(f: h5py.File, path: Path, views: tuple[str, ...] | None) -> DatasetCon
     for key in ("neurons/id", "stimuli", "splits"):
         if key not in f:
             raise DatasetError(f"{path}: missing /{key}")
+    # a dataset where a group belongs crashed .keys()/.items() with AttributeError
+    for key in ("neurons", "stimuli", "splits", "truth"):
+        if key in f and not isinstance(f[key], h5py.Group):
+            raise DatasetError(f"{path}: /{key} must be a group, found a {type(f[key]).__name__}")
     have = tuple(v for v in str(f.attrs.get("views", "")).split(",") if v)
     wanted = have if views is None else tuple(views)
     missing = [v for v in wanted if v not in have]
