@@ -78,10 +78,12 @@ def time_frontend(row: str, repeats: int = 3, device: str = "cpu") -> dict[str, 
     probe = torch.randn(y.shape, generator=g).to(dev)
 
     def forward() -> None:
+        model.eval()
         with torch.no_grad():
             model(x)
 
     def forward_backward() -> None:
+        model.train()
         torch.autograd.grad((model(x) * probe).sum(), params)
 
     (forward_backward if params else forward)()  # warm-up
