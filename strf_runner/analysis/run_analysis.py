@@ -4,7 +4,8 @@ Reads only the run dir (``load_run``) and the dataset file its summary names. Wr
 ``<run>/analysis/`` (each file atomically): filterbank.png/.csv (waveform front-ends with filters),
 spectrograms.png with spectrogram_learned.csv / spectrogram_native.csv, strfs.png/.csv (true beside
 learned on synthetic data), strf_gradmaps.png/.npz, for waveform models receptive_field.png,
-gradmaps.csv (per neuron the ms holding 99 % of the waveform gradient) and rf_/stim_<id>.wav, and
+gradmaps.csv (per neuron the ms holding 99 % of the gradient of its last output frame w.r.t. the
+stimulus's last 2 s) and rf_/stim_<id>.wav, and
 traces.png/.csv; then index.json, and the same index as the ``analysis`` entry of summary.json.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +46,7 @@ from strf_runner.results.load import LoadedRun, load_run
 from strf_runner.results.rundir import SUMMARY, RunDir, atomic_write_text
 
 RF_SECONDS = 0.5  # the stretch of stimulus written beside each receptive field
+RF_CONTEXT_S = 2.0  # waveform gradients are taken on the stimulus's last 2 s: receptive fields are far shorter
 
 
 def analyze_run(
@@ -57,6 +60,7 @@ def analyze_run(
     run = load_run(path)
     content = _dataset(run)
     ids = run.neuron_ids
+    labels = [_label(i) for i in ids]  # figure titles; tables keep the full ids
     rows = [content.neuron_ids.index(i) for i in ids]
     k = run.summary["dataset"]["splits"]["test"][0] if stimulus is None else int(stimulus)
     if not 0 <= k < len(content.stimuli):
@@ -101,26 +105,28 @@ def analyze_run(
     maps = strf_gradmap(model)  # (N, F, T_eff), spectrogram space
     weights = model.readout.strfs().numpy() if hasattr(model.readout, "strfs") else maps
     if channel_hz is not None:
-        order = np.argsort(channel_hz)
-        freqs = np.asarray(channel_hz)[order]
+        order = np.argsort(channel_hz, kind="stable")
+        freqs = _strictly_increasing(np.asarray(channel_hz, dtype=float)[order])
         truth = None
         if "centre_hz" in content.truth:
             sub = {key: np.asarray(v)[rows] if np.ndim(v) and len(v) == len(content.neuron_ids) else v
                    for key, v in content.truth.items() if key != "rates"}
             truth = true_strfs(sub, freqs, weights.shape[-1])
-        figure("strfs", strf_grid_figure(weights[:, order], freqs, content.dt_ms, ids, scores, truth=truth))
+        figure("strfs", strf_grid_figure(weights[:, order], freqs, content.dt_ms, labels, scores, truth=truth))
         table("strfs", pd.concat([pd.DataFrame({"id": ids, "cc_norm": scores}),
                                   strf_summary(weights[:, order], freqs, content.dt_ms)], axis=1))
         best = [int(i) for i in np.argsort(np.where(np.isfinite(scores), -scores, np.inf))[:4]]
-        figure("strf_gradmaps", strf_gradmap_figure(maps[:, order], freqs, content.dt_ms, ids, best))
+        figure("strf_gradmaps", strf_gradmap_figure(maps[:, order], freqs, content.dt_ms, labels, best))
         with atomic_path(out / "strf_gradmaps.npz") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, maps=maps[:, order], freqs_hz=freqs, neuron_ids=np.array(ids))
         files["strf_gradmaps_npz"] = "strf_gradmaps.npz"
 
     if view == "waveform":
         log("waveform receptive fields")
-        fs = float(run.info["audio_fs"])
-        wave = torch.from_numpy(np.ascontiguousarray(stim.waveform))
+        fs, hop = float(run.info["audio_fs"]), int(run.info["hop"])
+        context = min(len(stim.waveform), int(RF_CONTEXT_S * fs) // hop * hop)
+        tail_wave = np.ascontiguousarray(stim.waveform[-context:])
+        wave = torch.from_numpy(tail_wave)
         grads = [waveform_gradmap(model, wave, neuron=n, reduce="last") for n in range(len(ids))]
         spans = [mass_span_ms(g, fs) for g in grads]
         table("gradmaps", pd.DataFrame({"id": ids, "cc_norm": scores, "span_99_ms": spans}))
@@ -130,17 +136,18 @@ def analyze_run(
         if ranked:
             top = ranked[0]
             figure("receptive_field", receptive_field_figure(
-                grads[top], stim.waveform, fs, spans[top], title=f"{ids[top]} (cc_norm {scores[top]:.2f})"
+                grads[top], tail_wave, fs, spans[top], title=f"{labels[top]} (cc_norm {scores[top]:.2f})"
             ))
         tail = int(RF_SECONDS * fs)
         for n in ranked:
-            files[f"rf_{ids[n]}"] = write_wav(out / f"rf_{ids[n]}.wav", grads[n][-tail:], fs).name
-            files[f"stim_{ids[n]}"] = write_wav(out / f"stim_{ids[n]}.wav", stim.waveform[-tail:], fs).name
+            name = _file_safe(ids[n])
+            files[f"rf_{name}"] = write_wav(out / f"rf_{name}.wav", grads[n][-tail:], fs).name
+            files[f"stim_{name}"] = write_wav(out / f"stim_{name}.wav", stim.waveform[-tail:], fs).name
 
     log("prediction traces")
     responses = stim.responses[rows]
     picks = pick_neurons(scores)
-    figure("traces", prediction_traces_figure(responses, prediction, scores, ids, content.dt_ms, picks))
+    figure("traces", prediction_traces_figure(responses, prediction, scores, labels, content.dt_ms, picks))
     table("traces", traces_table(responses, prediction, picks, ids, content.dt_ms))
 
     index = {"files": files, **numbers}
@@ -165,3 +172,22 @@ def _spectrogram_frame(spec: np.ndarray, freqs_hz: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame(np.asarray(spec), columns=[f"t{t}" for t in range(spec.shape[1])])
     frame.insert(0, "freq_hz", np.asarray(freqs_hz))
     return frame
+
+
+def _strictly_increasing(freqs_hz: np.ndarray) -> np.ndarray:
+    """Sorted centres with ties (e.g. two LEAF channels held at the same lower clamp) moved apart by
+    1e-6 relative, so each channel keeps its own row on a frequency axis."""
+    out = freqs_hz.copy()
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] * (1 + 1e-6))
+    return out
+
+
+def _label(neuron_id: str, width: int = 24) -> str:
+    """A neuron id short enough for a panel title: NS1's ids are recording paths, keep their end."""
+    return neuron_id if len(neuron_id) <= width else "…" + neuron_id[-(width - 1):]
+
+
+def _file_safe(neuron_id: str) -> str:
+    """A neuron id as one file-name component (NS1's ids are paths with slashes)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", neuron_id).strip("._") or "neuron"

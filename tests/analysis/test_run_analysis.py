@@ -73,3 +73,11 @@ def test_errors_name_the_problem(leaf_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         analyze_main([str(copy)])
     assert err.value.code == 2 and "changed since the run" in capsys.readouterr().err
+
+
+def test_ids_become_safe_file_names_and_short_titles():
+    from strf_runner.analysis.run_analysis import _file_safe, _label
+
+    assert _file_safe("dataAC/E1P02.L.SH.En.C/cluster.01.data") == "dataAC_E1P02.L.SH.En.C_cluster.01.data"
+    assert _label("dataAC/E1P02.L.SH.En.C/cluster.01.data") == "…SH.En.C/cluster.01.data"
+    assert len(_label("x" * 50)) == 24 and _label("n001") == "n001"
