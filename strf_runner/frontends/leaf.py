@@ -290,7 +290,7 @@ class _LongBlockGaborEnvelopePool(torch.autograd.Function):
     def backward(ctx, grad_parts):  # type: ignore[override]
         x_blocks, pool, filt, env = ctx.saved_tensors
         n_f, s, q = pool.shape
-        b, n_blocks, n_fft = x_blocks.shape[0], x_blocks.shape[1], filt.shape[-1]
+        b, n_blocks = x_blocks.shape[0], x_blocks.shape[1]
         k_len, n_frames = ctx.k_len, ctx.n_frames
         m = env.shape[3]
         full = grad_parts.new_zeros(n_f, b, n_blocks * m, q)  # frames past the clip end get no gradient
