@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -42,21 +42,12 @@ def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> di
     job_dir = Path(job_dir).resolve()
     if RunDir(job_dir).finished:  # the same sweep dir run again: this job is done already
         return dict(read_run(job_dir).summary, reused_from=str(job_dir))
-    wanted = config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-    for root in roots:
-        found = find_finished(root, wanted)
-        if found is not None and found.resolve() != job_dir:
-            break
-    else:
+    found = _search(roots, find_finished, _hash(cfg), job_dir)
+    if found is None:
         return None
-    run = RunDir(job_dir)
-    run.claim()
-    for name in COPIED:
-        if (found / name).is_file():
-            with atomic_path(job_dir / name) as tmp:
-                shutil.copyfile(found / name, tmp)
+    _copy_into(job_dir, found, COPIED)
     summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
-    run.write_summary(summary)
+    RunDir(job_dir).write_summary(summary)
     return summary
 
 
@@ -64,21 +55,35 @@ def prepare_resume(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> Pa
     """If an interrupted run with ``cfg``'s config hash (and a saved training state) exists under
     ``roots``, copy its state, best weights and config into ``job_dir`` and return where it came
     from: the job then continues with resume=true instead of starting over. None otherwise."""
-    wanted = config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     job_dir = Path(job_dir).resolve()
-    for root in roots:
-        found = find_interrupted(root, wanted)
-        if found is not None:
-            break
-    else:
-        return None
-    if found.resolve() != job_dir:
-        RunDir(job_dir).claim()
-        for name in ("last.pt", *COPIED):
-            if (found / name).is_file():
-                with atomic_path(job_dir / name) as tmp:
-                    shutil.copyfile(found / name, tmp)
+    found = _search(roots, find_interrupted, _hash(cfg))
+    if found is not None and found.resolve() != job_dir:
+        _copy_into(job_dir, found, ("last.pt", *COPIED))
     return found
+
+
+def _hash(cfg: Any) -> str:
+    return config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+
+
+def _search(
+    roots: list[str | Path], finder: Callable[[str | Path, str], Path | None], wanted: str, skip: Path | None = None
+) -> Path | None:
+    """The first run ``finder`` finds under ``roots`` (in order) for hash ``wanted``, other than ``skip``."""
+    for root in roots:
+        found = finder(root, wanted)
+        if found is not None and (skip is None or found.resolve() != skip):
+            return found
+    return None
+
+
+def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...]) -> None:
+    """Claim ``job_dir`` and copy the files ``names`` that ``source`` has into it, each atomically."""
+    RunDir(job_dir).claim()
+    for name in names:
+        if (source / name).is_file():
+            with atomic_path(job_dir / name) as tmp:
+                shutil.copyfile(source / name, tmp)
 
 
 def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str) -> None:

@@ -115,7 +115,7 @@ def analyze_run(
         figure("strfs", strf_grid_figure(weights[:, order], freqs, content.dt_ms, labels, scores, truth=truth))
         table("strfs", pd.concat([pd.DataFrame({"id": ids, "cc_norm": scores}),
                                   strf_summary(weights[:, order], freqs, content.dt_ms)], axis=1))
-        best = [int(i) for i in np.argsort(np.where(np.isfinite(scores), -scores, np.inf))[:4]]
+        best = _best_first(scores)[:4]
         figure("strf_gradmaps", strf_gradmap_figure(maps[:, order], freqs, content.dt_ms, labels, best))
         with atomic_path(out / "strf_gradmaps.npz") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, maps=maps[:, order], freqs_hz=freqs, neuron_ids=np.array(ids))
@@ -132,7 +132,7 @@ def analyze_run(
         table("gradmaps", pd.DataFrame({"id": ids, "cc_norm": scores, "span_99_ms": spans}))
         finite = [s for s in spans if math.isfinite(s)]
         numbers["median_span_99_ms"] = float(np.median(finite)) if finite else math.nan
-        ranked = [int(i) for i in np.argsort(np.where(np.isfinite(scores), -scores, np.inf))[:n_wav]]
+        ranked = _best_first(scores)[:n_wav]
         if ranked:
             top = ranked[0]
             figure("receptive_field", receptive_field_figure(
@@ -191,3 +191,8 @@ def _label(neuron_id: str, width: int = 24) -> str:
 def _file_safe(neuron_id: str) -> str:
     """A neuron id as one file-name component (NS1's ids are paths with slashes)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", neuron_id).strip("._") or "neuron"
+
+
+def _best_first(scores: np.ndarray) -> list[int]:
+    """Neuron indices by descending score, NaN scores last."""
+    return [int(i) for i in np.argsort(np.where(np.isfinite(scores), -scores, np.inf), kind="stable")]

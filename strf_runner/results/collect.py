@@ -125,14 +125,19 @@ def collect_runs(roots: list[str | Path]) -> list[RunRecord]:
     return runs
 
 
-def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
-    """A finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, if any."""
+def _visible(root: str | Path, name: str) -> Iterator[Path]:
+    """Every file called ``name`` below ``root`` outside hidden folders (.hydra, .submitit)."""
     root = Path(root)
     if not root.is_dir():
-        return None
-    for summary in root.rglob(SUMMARY):
-        if any(part.startswith(".") for part in summary.relative_to(root).parts[:-1]):
-            continue
+        return
+    for path in root.rglob(name):
+        if not any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            yield path
+
+
+def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
+    """A finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, if any."""
+    for summary in _visible(root, SUMMARY):
         try:
             if _read_json(summary).get("config_hash") == wanted_hash:
                 return summary.parent
@@ -144,13 +149,8 @@ def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
 def find_interrupted(root: str | Path, wanted_hash: str, state: str = "last.pt") -> Path | None:
     """An unfinished run below ``root`` with a saved training state whose config.yaml hashes to
     ``wanted_hash`` (so it can be resumed), if any."""
-    root = Path(root)
-    if not root.is_dir():
-        return None
-    for config in root.rglob(CONFIG):
+    for config in _visible(root, CONFIG):
         run = config.parent
-        if any(part.startswith(".") for part in run.relative_to(root).parts):
-            continue
         if (run / SUMMARY).exists() or not (run / state).is_file():
             continue
         try:
