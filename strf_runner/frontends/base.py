@@ -8,6 +8,10 @@ import torch
 from torch import nn
 
 from strf_runner.errors import ConfigError, ShapeError
+from strf_runner.frontends.pcen import PCEN
+from strf_runner.stream import with_context
+
+FrontendState = dict[str, torch.Tensor | None]
 
 
 class Frontend(nn.Module):
@@ -16,6 +20,11 @@ class Frontend(nn.Module):
     ``view`` names the dataset view the front-end consumes: "spectrogram" (input (B, 1, F, T))
     or "waveform" (input (B, 1, T * hop)). The runner loads that view, so choosing a front-end
     is the only switch a user sets. Output frame t depends only on input up to the end of bin t.
+
+    Every front-end is a finite-memory stage ``finite`` (filtering, framing, pooling, pointwise
+    compression: output frame t reads input frames t - ``context_frames`` .. t only) optionally
+    followed by ``pcen``, an adaptive gain with a recursive state. ``forward`` runs both on a whole
+    clip; ``stream`` runs them chunk by chunk with the context and the PCEN state carried across.
     """
 
     view: ClassVar[str]
@@ -23,9 +32,44 @@ class Frontend(nn.Module):
     def __init__(self, out_channels: int) -> None:
         super().__init__()
         self.out_channels = out_channels
+        self.pcen: PCEN | None = None
 
-    def forward(self, stims: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @property
+    def frame_size(self) -> int:
+        """Input samples along time per output frame: hop for a waveform, 1 for a spectrogram."""
+        return 1
+
+    @property
+    def context_frames(self) -> int:
+        """How many input frames before frame t the finite stage's output frame t may read."""
+        return 0
+
+    def finite(self, stims: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The finite-memory stage: stimulus batch -> (B, F, T)."""
         raise NotImplementedError
+
+    def forward(self, stims: torch.Tensor) -> torch.Tensor:
+        out = self.finite(stims)
+        return (out if self.pcen is None else self.pcen(out)).unsqueeze(1)
+
+    def stream(self, stims: torch.Tensor, state: FrontendState | None = None) -> tuple[torch.Tensor, FrontendState]:
+        """``forward`` on the next chunk of a long input: (B, 1, F_in or 1, T * frame_size) -> (B, 1, F, T).
+
+        state: what the previous call returned (None at the start). Chunks may be any whole number of
+        frames; their outputs concatenated along time equal ``forward`` of the whole input (eval mode).
+        """
+        state = state or {"context": None, "pcen": None}
+        if stims.shape[-1] % self.frame_size:
+            raise ShapeError(
+                f"{type(self).__name__}.stream: a chunk of {stims.shape[-1]} samples is not a whole number of "
+                f"frames of {self.frame_size}"
+            )
+        full, n_past, context = with_context(stims, state["context"], self.context_frames * self.frame_size)
+        out = self.finite(full)[..., n_past // self.frame_size :]
+        smoother = state["pcen"]
+        if self.pcen is not None and out.shape[-1]:
+            out, smoother = self.pcen.stream(out, smoother)
+        return out.unsqueeze(1), {"context": context, "pcen": smoother}
 
 
 class SpectrogramFrontend(Frontend):
@@ -57,6 +101,15 @@ class WaveformFrontend(Frontend):
             raise ConfigError(f"{type(self).__name__}: need audio_fs > 0 and hop >= 1, got {audio_fs}, {hop}")
         self.audio_fs = float(audio_fs)
         self.hop = int(hop)
+
+    @property
+    def frame_size(self) -> int:
+        return self.hop
+
+    def frames_before(self, window: int) -> int:
+        """How many frames before frame t a window of ``window`` samples ending at frame t's last
+        sample reaches into (the ``context_frames`` of a stage built of such windows)."""
+        return max(0, -(-(window - self.hop) // self.hop))
 
     def check_waveform(self, x: torch.Tensor) -> int:
         """Validate a waveform batch (B, 1, T_audio); return the number of frames T_audio // hop."""

@@ -146,12 +146,17 @@ class Gammatone(WaveformFrontend):
         fc = self._centres()
         return self._build(fc, self.t.to(fc.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def context_frames(self) -> int:
+        return self.frames_before(self.n_taps - 1 + self.pool)
+
+    def finite(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T*hop) -> (B, F, T): the whole front-end (it has no recursive part)."""
         self.check_waveform(x)
         y = causal_fir(x, self.kernels().to(x.dtype), self.fir)
         y = F_.relu(y) if self.rectify == "half" else y.abs()
         pooled = causal_avg_pool(y, self.pool, self.hop)
-        return compress(pooled, self.compression, self.floor).unsqueeze(1)
+        return compress(pooled, self.compression, self.floor)
 
     def extra_repr(self) -> str:
         return (

@@ -435,9 +435,17 @@ class CausalLEAF(WaveformFrontend):
 
     # --- forward ----------------------------------------------------------------------------
 
-    def envelope_frames(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def context_frames(self) -> int:
+        """P + Q - 1: frame t pools frames t-Q+1 .. t, each filtered from spectra of P earlier blocks
+        that start one frame before them."""
+        return self.n_parts + self.n_pool_frames - 1
+
+    def finite(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled Gabor envelopes (B, F, T) before PCEN, for waveform x (B, 1, T*hop)."""
         n_frames = self.check_waveform(x)
+        if n_frames == 0:
+            return x.new_zeros(x.shape[0], self.out_channels, 0)
         b, s, q = x.shape[0], self.hop, self.n_pool_frames
         re, im = self.kernels()
         kernels = torch.cat([re, im]).to(x.dtype)
@@ -454,11 +462,6 @@ class CausalLEAF(WaveformFrontend):
         for i in range(1, q):
             pooled = pooled + parts[:, :, q - 1 - i : q - 1 - i + n_frames, i]
         return pooled.transpose(0, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.check_waveform(x) == 0:
-            return x.new_zeros(x.shape[0], 1, self.out_channels, 0)
-        return self.pcen(self.envelope_frames(x)).unsqueeze(1)
 
     def extra_repr(self) -> str:
         return (

@@ -121,15 +121,16 @@ class MelSpectrogram(WaveformFrontend):
         spec = torch.fft.rfft(self.frames(x), dim=-1).abs()  # complex abs: zero (not NaN) gradient at 0
         return (spec @ self.filterbank).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def context_frames(self) -> int:
+        return self.frames_before(self.n_fft)
+
+    def finite(self, x: torch.Tensor) -> torch.Tensor:
+        """Mel magnitudes times the gain, compressed unless PCEN follows: (B, 1, T*hop) -> (B, F, T)."""
         mel = self.magnitude_mel(x)
         if self.log_gain is not None:
             mel = mel * self.log_gain.exp()[:, None]
-        if self.pcen is not None:
-            out = self.pcen(mel)
-        else:
-            out = compress(mel, self.compression, self.floor)
-        return out.unsqueeze(1)
+        return mel if self.pcen is not None else compress(mel, self.compression, self.floor)
 
     def extra_repr(self) -> str:
         return (

@@ -45,7 +45,7 @@ class NativePCEN(SpectrogramFrontend):
         super().__init__(out_channels=n_bands)
         self.pcen = PCEN(n_bands, alpha=alpha, delta=delta, root=root, smooth=smooth, eps=eps, learnable=learnable)
 
-    def forward(self, stims: torch.Tensor) -> torch.Tensor:
+    def finite(self, stims: torch.Tensor) -> torch.Tensor:
+        """The linear magnitude 10^(dB/20) > 0 of every bin, (B, F, T); PCEN follows."""
         self.check_spectrogram(stims, "native_pcen")
-        magnitude = torch.exp(stims[:, 0] * DB_TO_LOG)  # 10^(dB/20), > 0
-        return self.pcen(magnitude).unsqueeze(1)
+        return torch.exp(stims[:, 0] * DB_TO_LOG)

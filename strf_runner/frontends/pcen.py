@@ -98,14 +98,23 @@ class PCEN(nn.Module):
     def smooth(self) -> torch.Tensor:
         return torch.sigmoid(self.smooth_logit)
 
-    def smoother(self, energy: torch.Tensor) -> torch.Tensor:
-        """M(t) for energies (B, F, T), with M(0) = E(0) (the state before the clip is E(0))."""
-        return exp_smooth(energy, self.smooth, energy[..., 0])
+    def smoother(self, energy: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
+        """M(t) for energies (B, F, T) from the state before the first frame, ``initial`` (B, F); by
+        default E(0) (the start of a clip)."""
+        return exp_smooth(energy, self.smooth, energy[..., 0] if initial is None else initial)
 
     def forward(self, energy: torch.Tensor) -> torch.Tensor:
+        return self.stream(energy)[0]
+
+    def stream(self, energy: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """PCEN of the next chunk (B, F, T >= 1) of a long input, from the smoother value M (B, F) at
+        the end of the previous chunk (None at the start); returns the output and M at this chunk's end."""
+        if energy.shape[-1] == 0:
+            return energy, state
         energy = energy.clamp(min=0)
         alpha = F_.softplus(self.alpha_raw)[:, None]
         delta = F_.softplus(self.delta_raw)[:, None]
         root = F_.softplus(self.root_raw).clamp(min=1e-3)[:, None]
-        gain = (self.eps + self.smoother(energy)) ** alpha
-        return (energy / gain + delta) ** root - delta**root
+        smooth = self.smoother(energy, state)
+        gain = (self.eps + smooth) ** alpha
+        return (energy / gain + delta) ** root - delta**root, smooth[..., -1]

@@ -135,7 +135,14 @@ class SincNet(WaveformFrontend):
         centre = 2 * (f2 - f1) / self.audio_fs
         return torch.where(n == 0, centre, side) * self.hamming
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def context_frames(self) -> int:
+        if self.envelope:
+            return self.frames_before(self.kernel_size - 1 + self.envelope_window)
+        return self.frames_before(self.kernel_size)
+
+    def finite(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T*hop) -> (B, F, T): the whole front-end (it has no recursive part)."""
         self.check_waveform(x)
         h = self.kernels()
         k_len = self.kernel_size
@@ -146,9 +153,7 @@ class SincNet(WaveformFrontend):
             y = causal_fir(x, h.flip(-1), self.fir)
             y = causal_avg_pool(y.abs(), self.envelope_window, self.hop)
         out = torch.log1p(y.abs())
-        if self.activation == "symlog":
-            out = torch.sign(y) * out
-        return out.unsqueeze(1)
+        return torch.sign(y) * out if self.activation == "symlog" else out
 
     def extra_repr(self) -> str:
         return (

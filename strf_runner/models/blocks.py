@@ -10,6 +10,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError, ShapeError
+from strf_runner.stream import with_context
 
 
 def causal_strf(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -26,6 +27,16 @@ def causal_strf(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     flat = weight.reshape(h, -1).t()
     out = torch.addmm(bias, frames, flat) if bias is not None else frames @ flat
     return out.reshape(b, t_len, h).transpose(1, 2)
+
+
+def stream_finite(
+    module: nn.Module, x: torch.Tensor, context: torch.Tensor | None, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``module(x)`` for the next chunk x (B, C, F, T) of a long input, where ``module``'s output frame t
+    reads input frames t-n .. t only: run it on the last n frames before the chunk (``context``, None
+    at the start) prepended, keep the chunk's frames. Returns (output (..., T), the next context)."""
+    full, n_past, context = with_context(x, context, n)
+    return module(full)[..., n_past:], context
 
 
 def check_spectrogram_input(x: torch.Tensor, in_channels: int, n_bands: int, model: str) -> None:

@@ -9,7 +9,8 @@ import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.models.blocks import TimestepReadout, check_positive, check_spectrogram_input
+from strf_runner.models.blocks import TimestepReadout, check_positive, check_spectrogram_input, stream_finite
+from strf_runner.stream import with_context
 from strf_runner.models.nrf import HiddenSTRFs
 from strf_runner.models.registry import register
 
@@ -47,7 +48,7 @@ class DNet(nn.Module):
         check_positive(temporal_window_size=temporal_window_size, n_hidden=n_hidden, in_channels=in_channels)
         if not tau > 1:
             raise ConfigError(f"model.tau must be > 1 (frames), got {tau}")
-        self.n_bands, self.in_channels = n_bands, in_channels
+        self.n_bands, self.in_channels, self.window = n_bands, in_channels, temporal_window_size
         self.decay_length = max(1, round(7 * tau))
         self.hidden = HiddenSTRFs(n_bands, n_hidden, temporal_window_size, in_channels)
         self.d = nn.Parameter(torch.empty(n_hidden).exponential_(1.0 / math.sqrt(tau - 1.0)))
@@ -56,7 +57,26 @@ class DNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spectrogram_input(x, self.in_channels, self.n_bands, "dnet")
         h = torch.sigmoid(self.hidden(x))  # (B, H, T)
-        padded = F_.pad(h, (self.decay_length - 1, 0), mode="replicate")
-        kernels = decay_kernels(self.d, self.decay_length).to(h.dtype)
-        decayed = F_.conv1d(padded, kernels[:, None], groups=h.shape[1])
+        return self._decay_readout(F_.pad(h, (self.decay_length - 1, 0), mode="replicate"))
+
+    def _decay_readout(self, padded: torch.Tensor) -> torch.Tensor:
+        """Decay and readout of hidden activity preceded by K - 1 frames of history: (B, H, K-1+T) -> (B, N, 1, T)."""
+        kernels = decay_kernels(self.d, self.decay_length).to(padded.dtype)
+        decayed = F_.conv1d(padded, kernels[:, None], groups=padded.shape[1])
         return self.readout(decayed).unsqueeze(2)
+
+    def stream(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``forward`` on the next chunk (B, C_in, F, T >= 1) of a long input. state (None at the start):
+        the last L - 1 input frames and the last K - 1 frames of hidden activity, which at the start
+        are the first frame replicated, as in ``forward``."""
+        check_spectrogram_input(x, self.in_channels, self.n_bands, "dnet")
+        state = state or {"input": None, "hidden": None}
+        h, inputs = stream_finite(self.hidden, x, state["input"], self.window - 1)
+        h = torch.sigmoid(h)
+        past = state["hidden"]
+        if past is None:
+            past = h[..., :1].expand(*h.shape[:-1], self.decay_length - 1)
+        full, _, hidden = with_context(h, past, self.decay_length - 1)
+        return self._decay_readout(full), {"input": inputs, "hidden": hidden}

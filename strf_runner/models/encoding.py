@@ -30,6 +30,20 @@ class EncodingModel(nn.Module):
     def forward(self, stims: torch.Tensor) -> torch.Tensor:
         return self.readout(self.frontend(stims))
 
+    def stream(
+        self, stims: torch.Tensor, state: tuple[Any, Any] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, Any]]:
+        """The next chunk of a long input (a whole number of frames, >= 1) through both stages.
+
+        Returns (front-end output (B, 1, F, T), predictions (B, N, 1, T), state for the next chunk);
+        state None at the start. Concatenated over chunks, both equal ``forward`` on the whole input
+        (eval mode, up to float rounding), with memory bounded by the chunk.
+        """
+        fe_state, ro_state = state or (None, None)
+        spec, fe_state = self.frontend.stream(stims, fe_state)
+        pred, ro_state = self.readout.stream(spec, ro_state)
+        return spec, pred, (fe_state, ro_state)
+
     def n_params(self) -> int:
         """Number of trainable scalars (buffers such as batch-norm statistics excluded)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.models.blocks import causal_strf, check_spectrogram_input
+from strf_runner.models.blocks import causal_strf, check_spectrogram_input, stream_finite
 from strf_runner.models.registry import register
 
 ACTIVATIONS = {"identity": nn.Identity, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -45,6 +45,11 @@ class LinearSTRF(nn.Module):
         check_spectrogram_input(x, self.conv.in_channels, self.n_bands, "linear")
         y = self.norm(causal_strf(x, self.conv.weight, self.conv.bias))  # (B, N, T)
         return self.activation(y).unsqueeze(2)
+
+    def stream(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` on the next chunk (B, C_in, F, T) of a long input; state: the last L - 1 input frames
+        (None at the start). Chunk outputs concatenated equal ``forward`` of the whole (eval mode)."""
+        return stream_finite(self, x, state, self.window - 1)
 
     def strfs(self) -> torch.Tensor:
         """The STRF weights of input channel 0 as (N, F, L), lag L-1 being the current frame."""

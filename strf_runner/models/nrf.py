@@ -12,6 +12,7 @@ from strf_runner.models.blocks import (
     causal_strf,
     check_positive,
     check_spectrogram_input,
+    stream_finite,
     uniform_,
 )
 from strf_runner.models.registry import register
@@ -48,7 +49,7 @@ class NetworkReceptiveField(nn.Module):
     ) -> None:
         super().__init__()
         check_positive(temporal_window_size=temporal_window_size, n_hidden=n_hidden, in_channels=in_channels)
-        self.n_bands, self.in_channels = n_bands, in_channels
+        self.n_bands, self.in_channels, self.window = n_bands, in_channels, temporal_window_size
         self.hidden = HiddenSTRFs(n_bands, n_hidden, temporal_window_size, in_channels)
         self.readout = TimestepReadout(n_hidden, n_neurons)
         self.activation = ParametricSoftplus(n_neurons)
@@ -56,3 +57,7 @@ class NetworkReceptiveField(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spectrogram_input(x, self.in_channels, self.n_bands, "nrf")
         return self.activation(self.readout(torch.tanh(self.hidden(x)))).unsqueeze(2)
+
+    def stream(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` on the next chunk of a long input; state: the last L - 1 input frames (None at the start)."""
+        return stream_finite(self, x, state, self.window - 1)

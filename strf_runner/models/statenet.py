@@ -16,6 +16,7 @@ from strf_runner.models.blocks import (
 )
 from strf_runner.models.registry import register
 
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU / RNN: h; LSTM: (h, c)
 RECURRENCES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 
@@ -93,6 +94,11 @@ class StateNet(nn.Module):
         return y.permute(0, 3, 1, 2).reshape(b, t_len, c * p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stream(x)[0]
+
+    def stream(self, x: torch.Tensor, state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
+        """``forward`` on the next chunk (B, C_in, F, T) of a long input, the recurrence starting from
+        ``state`` (its final hidden state after the previous chunk; None: zeros, the start of a clip)."""
         check_spectrogram_input(x, self.in_channels, self.n_bands, "statenet")
-        states, _ = self.recurrence(self.features(x))  # (B, T, H)
-        return self.activation(self.readout(states.transpose(1, 2))).unsqueeze(2)
+        states, state = self.recurrence(self.features(x), state)  # (B, T, H)
+        return self.activation(self.readout(states.transpose(1, 2))).unsqueeze(2), state
