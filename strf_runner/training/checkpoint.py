@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, **info: Any) -> None:
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Load the weights saved at ``path`` into ``model``; return the checkpoint's other entries."""
+    """Load the weights saved at ``path`` into ``model``; return the checkpoint's other entries.
+    TrainingError with one line (the first of torch's explanation) if it cannot."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file makes torch warn about its pickle protocol first
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["state_dict"])
     except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
-        raise TrainingError(f"cannot restore checkpoint {path}: {err}") from err
+        if isinstance(err, pickle.UnpicklingError):  # torch's text advises weights_only=False: not for a damaged file
+            reason = "not a checkpoint of plain tensors (unpickling failed)"
+        else:
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            reason = first.split(". ")[0]
+        raise TrainingError(f"cannot restore checkpoint {path}: {reason}") from err
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
