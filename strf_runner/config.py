@@ -253,6 +253,7 @@ class RunConfig:
     reuse_finished: bool = True
     analysis: str = "none"  # "full": write every interpretability figure after the run (strf-analyze)
     resume: bool = False  # continue the interrupted run in this run dir from its last.pt
+    init_from: Optional[str] = None  # a finished run dir whose best weights this run starts from
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

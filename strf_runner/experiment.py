@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 import strf_runner
 from strf_runner import metrics
+from strf_runner.atomic import atomic_path
 from strf_runner.config import (
     HDF5DatasetConfig,
     NS1DatasetConfig,
@@ -41,6 +42,7 @@ from strf_runner.errors import ConfigError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
 from strf_runner.results.collect import FAILED, VOLATILE_KEYS, config_hash, flatten
+from strf_runner.results.load import load_run
 from strf_runner.results.rundir import RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.device import resolve_device
@@ -113,6 +115,33 @@ def model_info(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
     }
 
 
+def warm_start(model: EncodingModel, info: dict[str, Any], source: str) -> dict[str, Any]:
+    """Load the best weights of the finished run at ``source`` into ``model`` (``init_from``).
+
+    The source must have the same model spec (every constructor argument, data-dependent ones
+    included) and the same neuron ids; ConfigError naming what differs otherwise. Returns what the
+    summary records of the source: its path, config hash and test score.
+    """
+    loaded = load_run(Path(source).expanduser())
+    old, new = flatten(loaded.info["spec"]), flatten(info["spec"])
+    differ = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)), key=lambda k: (not k.endswith(".name"), k))
+    if differ:
+        shown = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in differ[:4])
+        raise ConfigError(f"init_from={source}: that run's model differs from this one in {shown}")
+    if loaded.neuron_ids != info["neuron_ids"]:
+        n_diff = sum(a != b for a, b in zip(loaded.neuron_ids, info["neuron_ids"]))
+        raise ConfigError(
+            f"init_from={source}: that run's {len(loaded.neuron_ids)} neurons are not this run's "
+            f"{len(info['neuron_ids'])} in the same order ({n_diff} ids differ): its readout weights would belong to other units"
+        )
+    model.load_state_dict(loaded.model.state_dict())
+    return {
+        "path": str(loaded.path.resolve()),
+        "config_hash": loaded.summary.get("config_hash"),
+        "test_mean_cc_norm": loaded.summary.get("test_mean_cc_norm"),
+    }
+
+
 def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronScores | None:
     """Scores of the generator's true rates on the given stimuli (the achievable ceiling), if stored."""
     rates = content.truth.get("rates")
@@ -174,6 +203,21 @@ def _resume_state(cfg: RunConfig, run: RunDir, resolved: dict[str, Any]) -> FitS
     return FitState.load(state_file)
 
 
+TEST_PREDICTIONS = "test_predictions.npz"
+
+
+def write_test_predictions(path: Path, predictions: torch.Tensor, stimuli: list[int], neuron_ids: list[str]) -> None:
+    """The best model's test-set predictions, atomically: ``predictions`` (S, N, T_max) float32
+    (NaN past a shorter stimulus's end), ``stimuli`` (S,) dataset indices, ``neuron_ids`` (N,)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            predictions=predictions[:, :, 0].float().cpu().numpy(),
+            stimuli=np.asarray(stimuli, dtype=np.int64),
+            neuron_ids=np.asarray(neuron_ids),
+        )
+
+
 LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
 FAILED_STATE = "failed_state.pt"  # weights and optimiser when training stopped on non-finite values
 
@@ -215,7 +259,9 @@ def run_experiment(
 
     seed_everything(cfg.seed)
     model, fitter, loaders = prepare_fit(cfg, sets, device, checkpoint_path=run.checkpoint)
-    run.write_json("model.json", model_info(cfg, sets["train"]))
+    info = model_info(cfg, sets["train"])
+    warm = warm_start(model, info, cfg.init_from) if cfg.init_from else None
+    run.write_json("model.json", info)
     t = cfg.trainer
     fitter.state_path = run.path / LAST_STATE
     with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
@@ -233,6 +279,7 @@ def run_experiment(
     if ceiling is not None:
         table["truth_cc_norm"] = ceiling.cc_norm.numpy()
     run.write_csv("neurons.csv", table)
+    write_test_predictions(run.path / TEST_PREDICTIONS, test.predictions, sets["test"].indices, content.neuron_ids)
     run.write_csv("history.csv", pd.DataFrame(history_rows(fit.history)))
     summary = {
         **score_summary(table, prefix="test_"),
@@ -267,6 +314,8 @@ def run_experiment(
             "numpy": np.__version__,
         },
     }
+    if warm is not None:
+        summary["init_from"] = warm
     if ceiling is not None:
         summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
     run.write_summary(summary)

@@ -302,8 +302,8 @@ def spectrogram_comparison_figure(
         raise ValueError(f"dt_ms must be > 0, got {dt_ms}")
     fig = Figure(figsize=(10, 7), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
-    _image_panel(top, learned, learned_centres_hz, dt_ms, "learned channel centre (Hz, sorted)")
-    _image_panel(bottom, native, native_freqs_hz, dt_ms, "native band (Hz)")
+    spectrogram_panel(top, learned, learned_centres_hz, dt_ms, "learned channel centre (Hz, sorted)")
+    spectrogram_panel(bottom, native, native_freqs_hz, dt_ms, "native band (Hz)")
     top.text(
         0.01,
         1.02,
@@ -321,7 +321,7 @@ def spectrogram_comparison_figure(
     return fig
 
 
-def _image_panel(ax: Axes, image: np.ndarray, freqs_hz: np.ndarray, dt_ms: float, ylabel: str) -> None:
+def spectrogram_panel(ax: Axes, image: np.ndarray, freqs_hz: np.ndarray, dt_ms: float, ylabel: str) -> None:
     """``image`` (F, T) with rows sorted by ``freqs_hz`` bottom to top, Hz tick labels, a colour bar."""
     order = np.argsort(freqs_hz, kind="stable")
     rows, freqs = image[order], freqs_hz[order]

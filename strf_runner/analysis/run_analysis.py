@@ -40,9 +40,8 @@ from strf_runner.analysis.strfs import strf_grid_figure, strf_summary, true_strf
 from strf_runner.analysis.sweep_figure import save_png
 from strf_runner.analysis.traces import pick_neurons, prediction_traces_figure, traces_table
 from strf_runner.atomic import atomic_path
-from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.errors import ResultsError
-from strf_runner.results.load import LoadedRun, load_run
+from strf_runner.results.load import load_run, run_dataset
 from strf_runner.results.rundir import SUMMARY, RunDir, atomic_write_text
 
 RF_SECONDS = 0.5  # the stretch of stimulus written beside each receptive field
@@ -58,7 +57,7 @@ def analyze_run(
     n_wav: receptive fields written as WAV, for the best-predicted neurons (waveform models).
     """
     run = load_run(path)
-    content = _dataset(run)
+    content = run_dataset(run)
     ids = run.neuron_ids
     labels = [_label(i) for i in ids]  # figure titles; tables keep the full ids
     rows = [content.neuron_ids.index(i) for i in ids]
@@ -154,17 +153,6 @@ def analyze_run(
     files["index"] = atomic_write_text(out / "index.json", json.dumps(index, indent=2, default=float) + "\n").name
     RunDir(run.path).write_json(SUMMARY, {**run.summary, "analysis": {"dir": "analysis", **index}})
     return index
-
-
-def _dataset(run: LoadedRun) -> DatasetContent:
-    """The dataset the run was fitted on, checked against the SHA-256 its summary recorded."""
-    meta = run.summary["dataset"]
-    path = Path(meta["path"])
-    if not path.is_file():
-        raise ResultsError(f"the run's dataset file {path} is gone: re-create it (same config) or move it back")
-    if file_sha256(path) != meta["sha256"]:
-        raise ResultsError(f"{path} changed since the run (SHA-256 differs from its summary): refusing to analyse")
-    return read_dataset(path)
 
 
 def _spectrogram_frame(spec: np.ndarray, freqs_hz: np.ndarray) -> pd.DataFrame:

@@ -300,7 +300,7 @@ def _read(f: h5py.File, path: Path, views: tuple[str, ...] | None) -> DatasetCon
         neuron_ids=neuron_ids,
         stimuli=stimuli,
         splits={k: [int(i) for i in v[()]] for k, v in f["splits"].items()},
-        audio_fs=audio_fs if "waveform" in wanted else None,
+        audio_fs=audio_fs,
         spectrogram_freqs=f["spectrogram_freqs"][()] if "spectrogram_freqs" in f and "spectrogram" in wanted else None,
         neuron_meta=meta,
         attrs=attrs,

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.errors import ResultsError, StrfRunnerError
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
 from strf_runner.results.rundir import SUMMARY
@@ -55,3 +56,15 @@ def load_run(path: str | Path) -> LoadedRun:
     except StrfRunnerError as err:
         raise ResultsError(f"{path / CHECKPOINT}: corrupt or not this run's weights ({err})") from err
     return LoadedRun(path, model.eval(), config, list(info["neuron_ids"]), summary, info)
+
+
+def run_dataset(run: LoadedRun, views: tuple[str, ...] | None = None) -> DatasetContent:
+    """The dataset the run was fitted on (``views``: default all), checked against the SHA-256 its
+    summary recorded; ResultsError if the file is gone or changed."""
+    meta = run.summary["dataset"]
+    path = Path(meta["path"])
+    if not path.is_file():
+        raise ResultsError(f"the run's dataset file {path} is gone: re-create it (same config) or move it back")
+    if file_sha256(path) != meta["sha256"]:
+        raise ResultsError(f"{path} changed since the run (SHA-256 differs from its summary): refusing to use it")
+    return read_dataset(path, views=views)
