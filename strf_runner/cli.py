@@ -202,3 +202,68 @@ def analyze_main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         drift = index.get("mean_drift")
         print(f"{run / 'analysis'}: {len(index['files'])} files" + (f", mean filter drift {drift:.1%}" if drift else ""))
+
+
+def predict_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-predict``: a finished run's predicted responses to any sound."""
+    parser = argparse.ArgumentParser(
+        prog="strf-predict",
+        description="Predict the recorded population's responses with a finished run's model: for sound files "
+        "(any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF; mixed to mono, resampled to the model's rate, "
+        "any length; long files run in chunks with the model's state carried across, so memory stays bounded) or "
+        "for stimuli of the run's own dataset. Writes per input <name>.h5 (or .npz): rates (neurons x bins) with "
+        "neuron ids, the model's spectrogram and provenance; <name>.csv: mean, SD and peak rate per neuron; "
+        "<name>.png: the spectrogram above the population response.",
+        epilog="Examples: strf-predict outputs/runs/2026-11-28/14-03-11_leaf-linear-ns1-s0 --wav call.wav --wav probe.flac\n"
+        "          strf-predict RUN_DIR --dataset-stimulus 17 --out preds/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run", type=Path, help="a finished run dir (holds summary.json, model.json, best.pt)")
+    parser.add_argument("--wav", action="append", type=Path, default=[], metavar="FILE",
+                        help="a sound file to predict (repeat for several)")
+    parser.add_argument("--dataset-stimulus", action="append", type=int, default=[], metavar="INDEX",
+                        help="replay stimulus INDEX of the run's dataset in the view it was trained on (repeatable)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <run>/predictions)")
+    parser.add_argument("--format", choices=("h5", "npz"), default="h5", help="rates file format (default h5)")
+    parser.add_argument("--chunk-s", type=float, default=10.0,
+                        help="seconds of input per chunk (default 10; results do not depend on it)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    if not args.wav and not args.dataset_stimulus:
+        parser.error("give at least one --wav FILE or --dataset-stimulus INDEX")
+    import numpy as np
+    from rich.table import Table
+
+    from strf_runner.display import frame_progress, wide_console
+    from strf_runner.predict.audio import read_sound
+    from strf_runner.predict.outputs import write_prediction
+    from strf_runner.predict.predictor import predict_sound, predict_stimulus
+    from strf_runner.results.load import load_run
+
+    console = wide_console()
+    table = Table("input", "duration", "bins", "mean rate", "peak neuron", "files", title=None)
+    try:
+        run = load_run(args.run)
+        out = args.out if args.out is not None else run.path / "predictions"
+        jobs = [(p.name, lambda bar, p=p: predict_sound(run, read_sound(p), args.chunk_s, bar)) for p in args.wav]
+        jobs += [(f"stimulus {i}", lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar)) for i in args.dataset_stimulus]
+        names: set[str] = set()
+        for label, job in jobs:
+            with frame_progress(label, Console(stderr=True)) as bar:
+                pred = job(bar)
+            base, k = pred.name, 1
+            while pred.name in names:  # two inputs with one stem: keep both
+                k += 1
+                pred.name = f"{base}_{k}"
+            names.add(pred.name)
+            files = write_prediction(pred, out, run.path, fmt=args.format, plot=not args.no_plot)
+            means = pred.rates.mean(axis=1)
+            top = int(np.argmax(means))
+            table.add_row(label, f"{pred.rates.shape[1] * pred.dt_ms / 1000:.2f} s", str(pred.rates.shape[1]),
+                          f"{means.mean():.4g}", f"{pred.neuron_ids[top]} ({means[top]:.3g})",
+                          ", ".join(p.name for p in files.values()))
+    except StrfRunnerError as err:
+        print(f"strf-predict: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    console.print(table)
+    console.print(f"predictions: {out}", soft_wrap=True, highlight=False)

@@ -108,3 +108,24 @@ def aggregate_tables(agg: "Aggregate") -> list[Table]:
             table.add_row(*(r[key] for key, _ in columns))
         tables.append(table)
     return tables
+
+
+@contextmanager
+def frame_progress(label: str, console: Console | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over time bins; yields the callback (bins done, bins in all) a predictor calls.
+    Shown on a terminal only (a pipe or log file would get a blank line per input)."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+        TextColumn("bins"), TimeElapsedColumn(), console=console, transient=True,
+    )
+    task = progress.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update

@@ -27,3 +27,7 @@ class ResultsError(StrfRunnerError):
 
 class TrainingError(StrfRunnerError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class AudioError(StrfRunnerError, ValueError):
+    """A sound file cannot be read or used as model input (names the file)."""

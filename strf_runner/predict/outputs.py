@@ -1,0 +1,126 @@
+"""Writing a prediction: rates with neuron ids (HDF5 or NPZ), a per-neuron table, a figure.
+
+Files for a prediction named ``<name>`` in the output folder, each written atomically:
+
+- ``<name>.h5`` (or ``.npz``): ``rates`` (N, T) float32, ``neuron_ids`` (N,), ``time_s`` (T,) the
+  start of each bin, ``spectrogram`` (F, T) the front-end's output, ``channel_hz`` (F,) (NaN when
+  unknown); HDF5 attributes (NPZ: a JSON string ``meta``) say which run, which input, dt_ms, units;
+- ``<name>.csv``: one row per neuron: mean, SD and peak of the predicted rate, time of the peak;
+- ``<name>.png``: the spectrogram above the population response (each neuron's prediction
+  z-scored over time) and the population mean rate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+import strf_runner
+from strf_runner.analysis.filterbank import spectrogram_panel
+from strf_runner.analysis.sweep_figure import save_png
+from strf_runner.atomic import atomic_path
+from strf_runner.errors import ConfigError
+from strf_runner.predict.predictor import Prediction
+from strf_runner.results.rundir import atomic_write_text
+
+FORMATS = ("h5", "npz")
+
+
+def attributes(pred: Prediction, run_path: Path) -> dict[str, Any]:
+    """Provenance stored with the rates: run, input, bin width, units, versions."""
+    return {
+        "run": str(run_path),
+        "source": pred.source,
+        "dt_ms": pred.dt_ms,
+        "units": "the run's dataset response units per bin (NS1: spike counts averaged over repeats)",
+        "spectrogram": pred.spectrogram_label,
+        "strf_runner": strf_runner.__version__,
+        **pred.meta,
+    }
+
+
+def _arrays(pred: Prediction) -> dict[str, np.ndarray]:
+    n_frames = pred.rates.shape[1]
+    channel_hz = np.full(pred.spectrogram.shape[0], np.nan) if pred.channel_hz is None else pred.channel_hz
+    return {
+        "rates": pred.rates.astype(np.float32),
+        "time_s": np.arange(n_frames) * pred.dt_ms / 1000.0,
+        "spectrogram": pred.spectrogram.astype(np.float32),
+        "channel_hz": np.asarray(channel_hz, dtype=np.float64),
+    }
+
+
+def write_rates(pred: Prediction, path: Path, run_path: Path) -> Path:
+    """The rates file, HDF5 or NPZ by ``path``'s suffix."""
+    arrays, attrs = _arrays(pred), attributes(pred, run_path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".h5":
+            with h5py.File(tmp, "w") as f:
+                for key, value in arrays.items():
+                    f.create_dataset(key, data=value, compression="gzip" if value.ndim == 2 else None)
+                f.create_dataset("neuron_ids", data=np.array(pred.neuron_ids, dtype=object), dtype=h5py.string_dtype())
+                f.attrs.update({k: v for k, v in attrs.items() if v is not None})
+        else:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays, neuron_ids=np.array(pred.neuron_ids), meta=np.array(json.dumps(attrs)))
+    return path
+
+
+def neuron_summary(pred: Prediction) -> pd.DataFrame:
+    """One row per neuron: mean, SD and peak of its predicted rate and the time of the peak (bin start)."""
+    rates = pred.rates.astype(np.float64)
+    peak = rates.argmax(axis=1)
+    return pd.DataFrame(
+        {
+            "neuron_id": pred.neuron_ids,
+            "mean_rate": rates.mean(axis=1),
+            "sd_rate": rates.std(axis=1),
+            "peak_rate": rates.max(axis=1),
+            "peak_time_s": peak * pred.dt_ms / 1000.0,
+        }
+    )
+
+
+def prediction_figure(pred: Prediction) -> Figure:
+    """Spectrogram (channels by frequency) above the z-scored population response and its mean rate."""
+    n_neurons, n_frames = pred.rates.shape
+    fig = Figure(figsize=(10, 8), layout="constrained")
+    top, middle, bottom = fig.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.3])
+    freqs = pred.channel_hz if pred.channel_hz is not None else np.arange(pred.spectrogram.shape[0], dtype=float)
+    spectrogram_panel(top, pred.spectrogram, np.asarray(freqs, dtype=float), pred.dt_ms, pred.spectrogram_label)
+    rates = pred.rates.astype(np.float64)
+    sd = rates.std(axis=1, keepdims=True)
+    z = np.divide(rates - rates.mean(axis=1, keepdims=True), sd, out=np.zeros_like(rates), where=sd > 0)
+    end = n_frames * pred.dt_ms / 1000.0
+    shown = middle.imshow(
+        z, aspect="auto", interpolation="nearest", cmap="viridis", vmin=-2.5, vmax=2.5, origin="lower",
+        extent=(0.0, end, -0.5, n_neurons - 0.5),
+    )
+    fig.colorbar(shown, ax=middle, pad=0.01, label="z-score")
+    middle.set_ylabel(f"neuron (of {n_neurons})")
+    bottom.plot(np.arange(n_frames) * pred.dt_ms / 1000.0, rates.mean(axis=0), color="black", linewidth=0.8)
+    bottom.set_ylabel("mean rate")
+    bottom.set_xlabel("time (s)")
+    bottom.set_xlim(0, end)
+    fig.suptitle(f"predicted responses: {pred.source}", fontsize=10)
+    return fig
+
+
+def write_prediction(pred: Prediction, out_dir: Path, run_path: Path, fmt: str = "h5", plot: bool = True) -> dict[str, Path]:
+    """All files of one prediction in ``out_dir``; returns them by kind ("rates", "table", "figure")."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not one of {FORMATS}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "rates": write_rates(pred, out_dir / f"{pred.name}.{fmt}", run_path),
+        "table": atomic_write_text(out_dir / f"{pred.name}.csv", neuron_summary(pred).to_csv(index=False, float_format="%.6g")),
+    }
+    if plot:
+        files["figure"] = save_png(prediction_figure(pred), out_dir / f"{pred.name}.png")
+    return files

@@ -1,0 +1,174 @@
+"""A finished run's predicted responses to a sound file or to one of its dataset's stimuli.
+
+The model runs in eval mode on the CPU through ``EncodingModel.stream`` in chunks of ``chunk_s``
+seconds, its state carried across them, so memory is bounded by a chunk whatever the input's length
+and the result equals one forward pass over the whole input (``tests/test_stream.py``).
+
+Input views. A waveform model reads the sound resampled to its audio rate. A spectrogram model
+reads the native cochleagram (``data.cochleagram``), computed from the sound at the dataset's audio
+rate, chunk by chunk too (its frame t reads one frame back); that is possible only when the run's
+spectrogram view is that recipe (``native_source`` "recomputed", or "X_nfht", the original MATLAB
+cochleagram the recipe reproduces) with the recipe's band centres. Other spectrogram views (a user's
+own HDF5 dataset) cannot be made from a sound: AudioError, with ``--dataset-stimulus`` as the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from strf_runner.analysis.filterbank import filterbank_info
+from strf_runner.data.cochleagram import band_centres, native_cochleagram
+from strf_runner.errors import AudioError, ResultsError
+from strf_runner.predict.audio import Sound, on_model_grid
+from strf_runner.results.load import LoadedRun, run_dataset
+
+DEFAULT_CHUNK_S = 10.0
+NATIVE_SOURCES = ("recomputed", "X_nfht")  # native views made by the cochleagram recipe (or the original it reproduces)
+
+Progress = Callable[[int, int], None]  # (frames done, frames in all)
+
+
+@dataclass
+class Prediction:
+    """What a model predicts for one input.
+
+    rates: (N, T) float32, in the units of the dataset's responses, bin t covering
+    [t, t + 1) * dt_ms; spectrogram: (F, T) the front-end's output (the model's own view of the
+    sound); channel_hz: (F,) its channels' (centre) frequencies, None when unknown.
+    """
+
+    name: str
+    source: str
+    rates: np.ndarray
+    neuron_ids: list[str]
+    dt_ms: float
+    spectrogram: np.ndarray
+    channel_hz: np.ndarray | None
+    spectrogram_label: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def chunk_frames(chunk_s: float, dt_ms: float) -> int:
+    """Frames per chunk for ``chunk_s`` seconds (at least one)."""
+    if not chunk_s > 0:
+        raise AudioError(f"chunk length must be > 0 s, got {chunk_s}")
+    return max(1, round(chunk_s * 1000.0 / dt_ms))
+
+
+def stream_model(
+    run: LoadedRun, chunks: Iterator[torch.Tensor], n_frames: int, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feed the model consecutive input chunks (1, 1, F or 1, T_k * frame_size); return the
+    front-end output (F, T) and the predictions (N, T), T = n_frames in all."""
+    model = run.model.eval()
+    specs, preds, state, done = [], [], None, 0
+    with torch.no_grad():
+        for x in chunks:
+            spec, pred, state = model.stream(x, state)
+            specs.append(spec[0, 0].numpy())
+            preds.append(pred[0, :, 0].numpy())
+            done += spec.shape[-1]
+            if progress is not None:
+                progress(done, n_frames)
+    return np.concatenate(specs, axis=-1), np.concatenate(preds, axis=-1).astype(np.float32)
+
+
+def _audio_chunks(audio: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(audio), size):
+        yield audio[start : start + size]
+
+
+def cochleagram_chunks(audio: np.ndarray, audio_fs: float, dt_ms: float, n_bands: int, frames: int) -> Iterator[np.ndarray]:
+    """The native cochleagram (F, T_k) of consecutive chunks of ``frames`` bins of ``audio`` (T * hop,);
+    concatenated they equal ``native_cochleagram(audio)`` exactly (frame t reads bins t-1 and t)."""
+    hop = round(audio_fs * dt_ms / 1000.0)
+    past = None
+    for chunk in _audio_chunks(audio, frames * hop):
+        if past is None:
+            yield native_cochleagram(chunk, audio_fs, dt_ms, n_bands=n_bands)
+        else:
+            yield native_cochleagram(np.concatenate([past, chunk]), audio_fs, dt_ms, n_bands=n_bands)[:, 1:]
+        past = chunk[-hop:]
+
+
+def check_native_recipe(run: LoadedRun) -> None:
+    """AudioError unless the run's spectrogram view is the native cochleagram recipe, at a known rate."""
+    info = run.info
+    source = run.summary.get("dataset", {}).get("native_source")
+    freqs = info.get("spectrogram_freqs_hz")
+    why = None
+    if source not in NATIVE_SOURCES:
+        why = f"its dataset's spectrogram view comes from {source or 'an unrecorded source'}, not the native cochleagram recipe"
+    elif freqs is None or not np.allclose(freqs, band_centres(len(freqs)), rtol=1e-6):
+        why = "its dataset's spectrogram bands are not the native cochleagram's (500 Hz x 2^(k/6))"
+    elif not info.get("audio_fs"):
+        why = f"{run.path / 'model.json'} records no audio rate for the cochleagram (a run from before strf-predict)"
+    if why:
+        raise AudioError(
+            f"{run.path}: the model reads a spectrogram that cannot be made from a sound file: {why}; "
+            "use --dataset-stimulus to replay the dataset's own stimuli"
+        )
+
+
+def channel_frequencies(run: LoadedRun) -> tuple[np.ndarray | None, str]:
+    """(F,) frequencies of the front-end's output channels and a label for them."""
+    fe = run.model.frontend
+    fb = filterbank_info(fe)
+    if fb is not None:
+        return fb.centres_hz, f"{run.summary.get('frontend', fb.kind)} channel centre (Hz)"
+    freqs = run.info.get("spectrogram_freqs_hz")
+    label = f"{run.summary.get('frontend', 'native')} band (Hz)"
+    return (None if freqs is None else np.asarray(freqs, dtype=float)), label
+
+
+def predict_sound(run: LoadedRun, sound: Sound, chunk_s: float = DEFAULT_CHUNK_S, progress: Progress | None = None) -> Prediction:
+    """The model's prediction for a sound, mixed to mono, resampled and padded to whole bins."""
+    info = run.info
+    view, dt_ms = info["view"], float(info["dt_ms"])
+    if view == "spectrogram":
+        check_native_recipe(run)
+    audio_fs, hop = float(info["audio_fs"]), int(info["hop"])
+    audio = on_model_grid(sound, audio_fs, hop)
+    n_frames, frames = len(audio) // hop, chunk_frames(chunk_s, dt_ms)
+    if view == "waveform":
+        chunks = (torch.from_numpy(c)[None, None] for c in _audio_chunks(audio, frames * hop))
+    else:
+        n_bands = len(info["spectrogram_freqs_hz"])
+        chunks = (torch.from_numpy(c)[None, None] for c in cochleagram_chunks(audio, audio_fs, dt_ms, n_bands, frames))
+    spec, rates = stream_model(run, chunks, n_frames, progress)
+    freqs, label = channel_frequencies(run)
+    meta = {
+        "input_fs": sound.fs,
+        "input_channels": sound.channels,
+        "input_duration_s": sound.duration_s,
+        "audio_fs": audio_fs,
+        "padded_s": (len(audio) - round(len(sound.samples) * audio_fs / sound.fs)) / audio_fs,
+        "model_input": "waveform" if view == "waveform" else f"native cochleagram ({run.summary['dataset'].get('native_source')})",
+    }
+    return Prediction(sound.path.stem, str(sound.path), rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)
+
+
+def predict_stimulus(
+    run: LoadedRun, index: int, chunk_s: float = DEFAULT_CHUNK_S, progress: Progress | None = None
+) -> Prediction:
+    """The model's prediction for stimulus ``index`` of the run's own dataset, in the view it was trained on."""
+    view, dt_ms = run.info["view"], float(run.info["dt_ms"])
+    content = run_dataset(run, views=(view,))
+    if not 0 <= index < len(content.stimuli):
+        raise ResultsError(f"--dataset-stimulus {index}: the run's dataset has stimuli 0..{len(content.stimuli) - 1}")
+    stim = content.stimuli[index]
+    x = stim.waveform if view == "waveform" else stim.spectrogram
+    unit = int(run.info["hop"]) if view == "waveform" else 1
+    n_frames, frames = x.shape[-1] // unit, chunk_frames(chunk_s, dt_ms)
+    step = frames * unit
+    chunks = (torch.from_numpy(np.ascontiguousarray(x[..., s : s + step]))[None, None] for s in range(0, x.shape[-1], step))
+    spec, rates = stream_model(run, chunks, n_frames, progress)
+    freqs, label = channel_frequencies(run)
+    split = next((name for name, idx in run.summary["dataset"]["splits"].items() if index in idx), "none")
+    meta = {"dataset": content.name, "stimulus": index, "stimulus_name": stim.name, "split": split}
+    name = f"stimulus{index:02d}_{stim.name}"
+    return Prediction(name, f"{content.name} stimulus {index} ({stim.name})", rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)

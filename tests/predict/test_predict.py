@@ -1,0 +1,273 @@
+"""strf-predict: any sound or dataset stimulus through a finished run's model, and init_from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+import torch
+
+from strf_runner.config import (
+    DNetModelConfig,
+    FrontendConfig,
+    GammatoneFrontendConfig,
+    LeafFrontendConfig,
+    LinearModelConfig,
+    LNModelConfig,
+    MelFrontendConfig,
+    NativePcenFrontendConfig,
+    NRFModelConfig,
+    SincNetFrontendConfig,
+    StateNetModelConfig,
+)
+from strf_runner.data.cochleagram import native_cochleagram
+from strf_runner.data.schema import read_dataset
+from strf_runner.errors import AudioError, ConfigError, ResultsError
+from strf_runner.experiment import run_experiment, warm_start
+from strf_runner.predict.audio import on_model_grid, read_sound
+from strf_runner.predict.predictor import cochleagram_chunks, predict_sound, predict_stimulus
+from strf_runner.results.load import load_run
+from tests.test_experiment import tiny_config
+
+CASES = {
+    "native-linear": (FrontendConfig(name="native"), LinearModelConfig()),
+    "native-ln": (FrontendConfig(name="native"), LNModelConfig()),
+    "native-nrf": (FrontendConfig(name="native"), NRFModelConfig()),
+    "native-dnet": (FrontendConfig(name="native"), DNetModelConfig()),
+    "native-statenet": (FrontendConfig(name="native"), StateNetModelConfig()),
+    "native_pcen-linear": (NativePcenFrontendConfig(), LinearModelConfig()),
+    "mel-linear": (MelFrontendConfig(n_filters=8), LinearModelConfig()),
+    "sincnet-nrf": (SincNetFrontendConfig(n_filters=8, envelope=True), NRFModelConfig()),
+    "gammatone-dnet": (GammatoneFrontendConfig(n_filters=8), DNetModelConfig()),
+    "leaf-statenet": (LeafFrontendConfig(n_filters=8), StateNetModelConfig()),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """One tiny finished run (1 epoch on synth_tiny) per front-end and per readout."""
+    tmp = tmp_path_factory.mktemp("predict")
+    out = {}
+    for name, (frontend, model) in CASES.items():
+        cfg = tiny_config(tmp, max_epochs=1)
+        cfg.frontend, cfg.model = frontend, model
+        out[name] = run_experiment(cfg, tmp / name).run_dir
+    return out
+
+
+def test_predictions(run_dir: Path) -> tuple[np.ndarray, list[int]]:
+    saved = np.load(run_dir / "test_predictions.npz")
+    return saved["predictions"], saved["stimuli"].tolist()
+
+
+test_predictions.__test__ = False  # a helper, not a test
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_dataset_stimulus_equals_the_runs_own_test_predictions(runs, case):
+    run = load_run(runs[case])
+    saved, stimuli = test_predictions(run.path)
+    for k, index in enumerate(stimuli):
+        pred = predict_stimulus(run, index, chunk_s=0.13)  # 26-bin chunks: the state is carried 7 times
+        n_frames = pred.rates.shape[1]
+        assert pred.neuron_ids == run.neuron_ids and pred.meta["split"] == "test"
+        np.testing.assert_allclose(pred.rates, saved[k][:, :n_frames], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_sound_file_of_a_stimulus_predicts_like_the_stimulus(runs, case, tmp_path):
+    """The stimulus's waveform written as a float WAV at the dataset's rate: a waveform model reads it
+    unchanged; a spectrogram model gets the native cochleagram recomputed from it, which is how the
+    dataset made its spectrogram view, so both routes agree."""
+    run = load_run(runs[case])
+    content = read_dataset(run.summary["dataset"]["path"], views=("waveform",))
+    index = run.summary["dataset"]["splits"]["test"][0]
+    wav = tmp_path / "stim.wav"
+    soundfile.write(wav, content.stimuli[index].waveform, int(content.audio_fs), subtype="FLOAT")
+    from_file = predict_sound(run, read_sound(wav), chunk_s=0.3)
+    from_dataset = predict_stimulus(run, index)
+    np.testing.assert_allclose(from_file.rates, from_dataset.rates, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(from_file.spectrogram, from_dataset.spectrogram, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["leaf-statenet", "native-dnet", "gammatone-dnet"])
+def test_chunked_equals_unchunked(runs, case, tmp_path):
+    run = load_run(runs[case])
+    rng = np.random.default_rng(0)
+    stereo = 0.1 * rng.standard_normal((int(44100 * 3.1), 2))
+    stereo[:4410] = 0  # a silent start
+    soundfile.write(tmp_path / "long.wav", stereo, 44100, subtype="FLOAT")
+    sound = read_sound(tmp_path / "long.wav")
+    whole = predict_sound(run, sound, chunk_s=100.0)
+    for chunk_s in (0.005, 0.27, 1.0):
+        chunked = predict_sound(run, sound, chunk_s=chunk_s)
+        np.testing.assert_allclose(chunked.rates, whole.rates, rtol=1e-4, atol=1e-5)
+    assert whole.rates.shape == (16, -(-round(3.1 * 44100 * 48000 / 44100) // 240))
+
+
+def test_cochleagram_chunks_concatenate_to_the_whole():
+    rng = np.random.default_rng(1)
+    audio = rng.standard_normal(57 * 240)
+    whole = native_cochleagram(audio, 48000.0, 5.0)
+    for frames in (1, 4, 56, 100):
+        parts = list(cochleagram_chunks(audio, 48000.0, 5.0, 34, frames))
+        assert len(parts) == -(-57 // frames)
+        np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+def test_sound_reading_mixes_to_mono_resamples_and_pads_to_whole_bins(tmp_path):
+    rng = np.random.default_rng(2)
+    mono = 0.2 * rng.standard_normal(2401)
+    soundfile.write(tmp_path / "stereo.flac", np.stack([mono, mono], 1), 24000)
+    soundfile.write(tmp_path / "mono.flac", mono, 24000)
+    stereo, single = read_sound(tmp_path / "stereo.flac"), read_sound(tmp_path / "mono.flac")
+    assert stereo.channels == 2 and single.channels == 1 and stereo.fs == 24000
+    np.testing.assert_array_equal(stereo.samples, single.samples)
+    grid = on_model_grid(single, 48000.0, 240)
+    assert len(grid) == 21 * 240  # 4802 samples at 48 kHz -> 21 bins, the last completed with zeros
+    assert grid.dtype == np.float32 and not grid[4802:].any()
+    # a band-limited tone keeps its amplitude and phase through 24 -> 48 kHz
+    t = np.arange(24000) / 24000
+    soundfile.write(tmp_path / "tone.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), 24000, subtype="DOUBLE")
+    up = on_model_grid(read_sound(tmp_path / "tone.wav"), 48000.0, 240)
+    t48 = np.arange(48000) / 48000
+    np.testing.assert_allclose(up[2000:46000], 0.5 * np.sin(2 * np.pi * 1000 * t48[2000:46000]), atol=2e-3)
+
+
+@pytest.mark.parametrize("case", ["leaf-statenet", "native-linear"])
+def test_silence_and_sounds_shorter_than_the_strf_window(runs, case, tmp_path):
+    run = load_run(runs[case])
+    for name, n in (("click", 3), ("silence", 48000)):
+        soundfile.write(tmp_path / f"{name}.wav", np.zeros(n) if name == "silence" else np.ones(n) * 0.5, 48000)
+        pred = predict_sound(run, read_sound(tmp_path / f"{name}.wav"))
+        assert pred.rates.shape == (16, max(1, n // 240)) and np.isfinite(pred.rates).all()
+
+
+def test_strf_predict_cli_in_a_new_process(runs, tmp_path):
+    """End to end as a user runs it: the rates a new process writes for a test stimulus are the ones
+    the training process saved; a sound file gives the table, the rates with ids and the figure."""
+    run_dir = runs["leaf-statenet"]
+    saved, stimuli = test_predictions(run_dir)
+    rng = np.random.default_rng(3)
+    soundfile.write(tmp_path / "call.wav", 0.1 * rng.standard_normal(30000), 44100)
+    exe = shutil.which("strf-predict")
+    cmd = [exe] if exe else [sys.executable, "-c", "from strf_runner.cli import predict_main; predict_main()"]
+    out = tmp_path / "preds"
+    args = [str(run_dir), "--dataset-stimulus", str(stimuli[0]), "--wav", str(tmp_path / "call.wav"), "--out", str(out)]
+    done = subprocess.run(cmd + args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "call.wav" in done.stdout and str(out) in done.stdout
+    [stim_h5] = out.glob("stimulus*.h5")
+    with h5py.File(stim_h5) as f:
+        np.testing.assert_allclose(f["rates"][()], saved[0][:, : f["rates"].shape[1]], rtol=1e-4, atol=1e-5)
+        assert [s.decode() for s in f["neuron_ids"][()]] == load_run(run_dir).neuron_ids
+        assert f.attrs["run"] == str(run_dir) and f.attrs["dt_ms"] == 5.0
+    with h5py.File(out / "call.h5") as f:
+        n_bins = -(-round(30000 * 48000 / 44100) // 240)
+        assert f["rates"].shape == (16, n_bins) and f["spectrogram"].shape == (8, n_bins)
+        np.testing.assert_allclose(f["time_s"][:3], [0, 0.005, 0.01])
+        assert f.attrs["input_fs"] == 44100 and f.attrs["source"] == str(tmp_path / "call.wav")
+    table = pd.read_csv(out / "call.csv")
+    assert list(table.columns) == ["neuron_id", "mean_rate", "sd_rate", "peak_rate", "peak_time_s"] and len(table) == 16
+    assert (out / "call.png").stat().st_size > 10_000
+
+    done = subprocess.run(cmd + [str(run_dir), "--wav", str(tmp_path / "call.wav"), "--format", "npz", "--no-plot",
+                                 "--out", str(tmp_path / "npz")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    npz = np.load(tmp_path / "npz" / "call.npz")
+    with h5py.File(out / "call.h5") as f:
+        np.testing.assert_array_equal(npz["rates"], f["rates"][()])
+    assert json.loads(str(npz["meta"]))["input_fs"] == 44100 and not (tmp_path / "npz" / "call.png").exists()
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    code = "import sys; from strf_runner.cli import predict_main; predict_main(sys.argv[1:])"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
+    run_dir = runs["native-linear"]
+    (tmp_path / "noise.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    soundfile.write(tmp_path / "empty.wav", np.zeros((0, 1)), 48000)
+    soundfile.write(tmp_path / "ok.wav", np.zeros(480), 48000)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir, unfinished)
+    (unfinished / "summary.json").unlink()
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(run_dir, corrupt)
+    (corrupt / "best.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    cases = {
+        "does not exist": [str(run_dir), "--wav", str(tmp_path / "missing.wav")],
+        "cannot read": [str(run_dir), "--wav", str(tmp_path / "noise.wav")],
+        "no samples": [str(run_dir), "--wav", str(tmp_path / "empty.wav")],
+        "not a finished run": [str(unfinished), "--wav", str(tmp_path / "ok.wav")],
+        "corrupt": [str(corrupt), "--wav", str(tmp_path / "ok.wav")],
+        "has stimuli 0..5": [str(run_dir), "--dataset-stimulus", "6"],
+        "chunk length must be > 0": [str(run_dir), "--wav", str(tmp_path / "ok.wav"), "--chunk-s", "0"],
+    }
+    for needle, args in cases.items():
+        done = _cli(args)
+        assert done.returncode == 2, (needle, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("strf-predict: error: ") and needle in lines[0], done.stderr
+    assert _cli([str(run_dir)]).returncode == 2  # neither --wav nor --dataset-stimulus: usage error
+
+
+def test_a_spectrogram_that_a_sound_cannot_produce_is_refused(runs, tmp_path):
+    other = tmp_path / "custom_view"
+    shutil.copytree(runs["native-linear"], other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["dataset"]["native_source"] = None  # e.g. a user's HDF5 dataset with its own spectrograms
+    (other / "summary.json").write_text(json.dumps(summary))
+    soundfile.write(tmp_path / "ok.wav", np.zeros(480), 48000)
+    with pytest.raises(AudioError, match="cannot be made from a sound file.*--dataset-stimulus"):
+        predict_sound(load_run(other), read_sound(tmp_path / "ok.wav"))
+    info = json.loads((other / "model.json").read_text())
+    info["spectrogram_freqs_hz"] = [100.0 * (k + 1) for k in range(34)]
+    (other / "model.json").write_text(json.dumps(info))
+    summary["dataset"]["native_source"] = "recomputed"
+    (other / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(AudioError, match="bands are not the native cochleagram's"):
+        predict_sound(load_run(other), read_sound(tmp_path / "ok.wav"))
+    assert predict_stimulus(load_run(other), 0).rates.shape == (16, 200)  # its own stimuli still work
+
+
+def test_init_from_starts_from_the_finished_runs_weights(runs, tmp_path):
+    source = load_run(runs["leaf-statenet"])
+    cfg = tiny_config(tmp_path, max_epochs=1)
+    cfg.frontend, cfg.model = CASES["leaf-statenet"]
+    cfg.init_from = str(source.path)
+    from strf_runner.data.dataset import split_datasets
+    from strf_runner.experiment import build_model, dataset_path, model_info
+
+    content = read_dataset(dataset_path(cfg), views=("waveform",))
+    train = split_datasets(content, "waveform", {})["train"]
+    torch.manual_seed(123)
+    model = build_model(cfg, train)
+    record = warm_start(model, model_info(cfg, train), cfg.init_from)
+    assert record["config_hash"] == source.summary["config_hash"]
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+    result = run_experiment(cfg, tmp_path / "finetuned")
+    assert result.summary["init_from"]["path"] == str(source.path.resolve())
+
+    cfg.model = LinearModelConfig()
+    with pytest.raises(ConfigError, match=r"init_from=.*differs from this one in readout\.name: 'statenet' there, 'linear' here"):
+        run_experiment(cfg, tmp_path / "other_model")
+    cfg.model = StateNetModelConfig()
+    cfg.dataset.neurons = list(range(15, -1, -1))
+    with pytest.raises(ConfigError, match="16 neurons are not this run's 16 in the same order"):
+        run_experiment(cfg, tmp_path / "other_neurons")
+    cfg.dataset.neurons = "all"
+    cfg.init_from = str(tmp_path / "nowhere")
+    with pytest.raises(ResultsError, match="not a finished run"):
+        run_experiment(cfg, tmp_path / "no_source")
