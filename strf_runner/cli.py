@@ -206,14 +206,17 @@ def analyze_main(argv: list[str] | None = None) -> None:
 
 def predict_main(argv: list[str] | None = None) -> None:
     """Console entry point of ``strf-predict``: a finished run's predicted responses to any sound."""
+    from strf_runner.predict.predictor import DEFAULT_CHUNK_S, predict_sound, predict_stimulus
+
     parser = argparse.ArgumentParser(
         prog="strf-predict",
-        description="Predict the recorded population's responses with a finished run's model: for sound files "
-        "(any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF; mixed to mono, resampled to the model's rate, "
-        "any length; long files run in chunks with the model's state carried across, so memory stays bounded) or "
-        "for stimuli of the run's own dataset. Writes per input <name>.h5 (or .npz): rates (neurons x bins) with "
-        "neuron ids, the model's spectrogram and provenance; <name>.csv: mean, SD and peak rate per neuron; "
-        "<name>.png: the spectrogram above the population response.",
+        description="Predict the recorded population's responses with a finished run's model, for sound files\n"
+        "(any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF; mixed to mono, resampled to the model's rate;\n"
+        "any length: long files run in chunks with the model's state carried across, so memory stays bounded)\n"
+        "or for stimuli of the run's own dataset. Per input it writes:\n"
+        "  <name>.h5 (or .npz)  rates (neurons x bins) with neuron ids, the model's spectrogram, provenance\n"
+        "  <name>.csv           mean, SD and peak predicted rate per neuron\n"
+        "  <name>.png           the spectrogram above the population response",
         epilog="Examples: strf-predict outputs/runs/2026-11-28/14-03-11_leaf-linear-ns1-s0 --wav call.wav --wav probe.flac\n"
         "          strf-predict RUN_DIR --dataset-stimulus 17 --out preds/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -225,8 +228,9 @@ def predict_main(argv: list[str] | None = None) -> None:
                         help="replay stimulus INDEX of the run's dataset in the view it was trained on (repeatable)")
     parser.add_argument("--out", type=Path, help="output folder (default: <run>/predictions)")
     parser.add_argument("--format", choices=("h5", "npz"), default="h5", help="rates file format (default h5)")
-    parser.add_argument("--chunk-s", type=float, default=10.0,
-                        help="seconds of input per chunk (default 10; results do not depend on it)")
+    parser.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
+                        help=f"seconds of input per chunk (default {DEFAULT_CHUNK_S:g}; sets the memory used, "
+                        "not the result)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
     if not args.wav and not args.dataset_stimulus:
@@ -235,9 +239,8 @@ def predict_main(argv: list[str] | None = None) -> None:
     from rich.table import Table
 
     from strf_runner.display import frame_progress, wide_console
-    from strf_runner.predict.audio import read_sound
+    from strf_runner.predict.audio import open_sound
     from strf_runner.predict.outputs import write_prediction
-    from strf_runner.predict.predictor import predict_sound, predict_stimulus
     from strf_runner.results.load import load_run
 
     console = wide_console()
@@ -245,7 +248,7 @@ def predict_main(argv: list[str] | None = None) -> None:
     try:
         run = load_run(args.run)
         out = args.out if args.out is not None else run.path / "predictions"
-        jobs = [(p.name, lambda bar, p=p: predict_sound(run, read_sound(p), args.chunk_s, bar)) for p in args.wav]
+        jobs = [(p.name, lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar)) for p in args.wav]
         jobs += [(f"stimulus {i}", lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar)) for i in args.dataset_stimulus]
         names: set[str] = set()
         for label, job in jobs:

@@ -30,6 +30,7 @@ from strf_runner.predict.predictor import Prediction
 from strf_runner.results.rundir import atomic_write_text
 
 FORMATS = ("h5", "npz")
+MAX_FIGURE_BINS = 2000  # longer inputs are drawn as means over groups of bins (a figure has ~1000 pixels)
 
 
 def attributes(pred: Prediction, run_path: Path) -> dict[str, Any]:
@@ -87,14 +88,29 @@ def neuron_summary(pred: Prediction) -> pd.DataFrame:
     )
 
 
+def _bin_means(x: np.ndarray, group: int) -> np.ndarray:
+    """(C, T) -> (C, ceil(T / group)): means over consecutive groups of bins (the last may be shorter)."""
+    if group == 1:
+        return x
+    n = x.shape[1]
+    sums = np.add.reduceat(x.astype(np.float64), np.arange(0, n, group), axis=1)
+    counts = np.diff(np.append(np.arange(0, n, group), n))
+    return sums / counts
+
+
 def prediction_figure(pred: Prediction) -> Figure:
-    """Spectrogram (channels by frequency) above the z-scored population response and its mean rate."""
-    n_neurons, n_frames = pred.rates.shape
+    """Spectrogram (channels by frequency) above the z-scored population response and its mean rate.
+    Inputs longer than ``MAX_FIGURE_BINS`` bins are drawn as means over groups of bins."""
+    n_frames = pred.rates.shape[1]
+    group = -(-n_frames // MAX_FIGURE_BINS)
+    dt_ms = pred.dt_ms * group
+    rates, spectrogram = _bin_means(pred.rates, group), _bin_means(pred.spectrogram, group)
+    n_neurons, n_cols = rates.shape
     fig = Figure(figsize=(10, 8), layout="constrained")
     top, middle, bottom = fig.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.3])
-    freqs = pred.channel_hz if pred.channel_hz is not None else np.arange(pred.spectrogram.shape[0], dtype=float)
-    spectrogram_panel(top, pred.spectrogram, np.asarray(freqs, dtype=float), pred.dt_ms, pred.spectrogram_label)
-    rates = pred.rates.astype(np.float64)
+    freqs = pred.channel_hz if pred.channel_hz is not None else np.arange(spectrogram.shape[0], dtype=float)
+    spectrogram_panel(top, spectrogram, np.asarray(freqs, dtype=float), dt_ms, pred.spectrogram_label)
+    rates = rates.astype(np.float64)
     sd = rates.std(axis=1, keepdims=True)
     z = np.divide(rates - rates.mean(axis=1, keepdims=True), sd, out=np.zeros_like(rates), where=sd > 0)
     end = n_frames * pred.dt_ms / 1000.0
@@ -104,11 +120,12 @@ def prediction_figure(pred: Prediction) -> Figure:
     )
     fig.colorbar(shown, ax=middle, pad=0.01, label="z-score")
     middle.set_ylabel(f"neuron (of {n_neurons})")
-    bottom.plot(np.arange(n_frames) * pred.dt_ms / 1000.0, rates.mean(axis=0), color="black", linewidth=0.8)
+    bottom.plot(np.arange(n_cols) * dt_ms / 1000.0, rates.mean(axis=0), color="black", linewidth=0.8)
     bottom.set_ylabel("mean rate")
     bottom.set_xlabel("time (s)")
     bottom.set_xlim(0, end)
-    fig.suptitle(f"predicted responses: {pred.source}", fontsize=10)
+    means = f" (means over {dt_ms:g} ms)" if group > 1 else ""
+    fig.suptitle(f"predicted responses: {pred.source}{means}", fontsize=10)
     return fig
 
 

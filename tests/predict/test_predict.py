@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.signal
 import soundfile
 import torch
 
@@ -32,7 +33,7 @@ from strf_runner.data.cochleagram import native_cochleagram
 from strf_runner.data.schema import read_dataset
 from strf_runner.errors import AudioError, ConfigError, ResultsError
 from strf_runner.experiment import run_experiment, warm_start
-from strf_runner.predict.audio import on_model_grid, read_sound
+from strf_runner.predict.audio import grid_chunks, open_sound, resample_margin, resample_ratio, resampled_blocks
 from strf_runner.predict.predictor import cochleagram_chunks, predict_sound, predict_stimulus
 from strf_runner.results.load import load_run
 from tests.test_experiment import tiny_config
@@ -92,7 +93,7 @@ def test_a_sound_file_of_a_stimulus_predicts_like_the_stimulus(runs, case, tmp_p
     index = run.summary["dataset"]["splits"]["test"][0]
     wav = tmp_path / "stim.wav"
     soundfile.write(wav, content.stimuli[index].waveform, int(content.audio_fs), subtype="FLOAT")
-    from_file = predict_sound(run, read_sound(wav), chunk_s=0.3)
+    from_file = predict_sound(run, open_sound(wav), chunk_s=0.3)
     from_dataset = predict_stimulus(run, index)
     np.testing.assert_allclose(from_file.rates, from_dataset.rates, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(from_file.spectrogram, from_dataset.spectrogram, rtol=1e-4, atol=1e-4)
@@ -105,7 +106,7 @@ def test_chunked_equals_unchunked(runs, case, tmp_path):
     stereo = 0.1 * rng.standard_normal((int(44100 * 3.1), 2))
     stereo[:4410] = 0  # a silent start
     soundfile.write(tmp_path / "long.wav", stereo, 44100, subtype="FLOAT")
-    sound = read_sound(tmp_path / "long.wav")
+    sound = open_sound(tmp_path / "long.wav")
     whole = predict_sound(run, sound, chunk_s=100.0)
     for chunk_s in (0.005, 0.27, 1.0):
         chunked = predict_sound(run, sound, chunk_s=chunk_s)
@@ -118,26 +119,51 @@ def test_cochleagram_chunks_concatenate_to_the_whole():
     audio = rng.standard_normal(57 * 240)
     whole = native_cochleagram(audio, 48000.0, 5.0)
     for frames in (1, 4, 56, 100):
-        parts = list(cochleagram_chunks(audio, 48000.0, 5.0, 34, frames))
+        chunks = (audio[s : s + frames * 240] for s in range(0, len(audio), frames * 240))
+        parts = list(cochleagram_chunks(chunks, 48000.0, 5.0, 34))
         assert len(parts) == -(-57 // frames)
         np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+def _blocks(x: np.ndarray, size: int):
+    return (x[s : s + size] for s in range(0, len(x), size))
+
+
+@pytest.mark.parametrize("fs, target", [(44100, 48000), (24000, 48000), (192000, 48000), (48828.125, 48000), (8000, 48000), (48000, 48000)])
+def test_block_resampling_equals_one_resample_poly_call(fs, target):
+    """Each block resampled with its margins gives exactly the whole-file resample_poly output."""
+    ratio = resample_ratio(fs, target)
+    up, down = ratio.numerator, ratio.denominator
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(int(fs * 0.37) + 7)
+    whole = scipy.signal.resample_poly(x, up, down)[: round(len(x) * ratio)] if up != down else x
+    margin = resample_margin(ratio)
+    for size in (margin, 3 * margin + down, 50 * down):
+        size = -(-size // down) * down
+        got = np.concatenate(list(resampled_blocks(_blocks(x, size), ratio, len(x))))
+        np.testing.assert_allclose(got, whole, rtol=0, atol=1e-12)
 
 
 def test_sound_reading_mixes_to_mono_resamples_and_pads_to_whole_bins(tmp_path):
     rng = np.random.default_rng(2)
     mono = 0.2 * rng.standard_normal(2401)
-    soundfile.write(tmp_path / "stereo.flac", np.stack([mono, mono], 1), 24000)
-    soundfile.write(tmp_path / "mono.flac", mono, 24000)
-    stereo, single = read_sound(tmp_path / "stereo.flac"), read_sound(tmp_path / "mono.flac")
-    assert stereo.channels == 2 and single.channels == 1 and stereo.fs == 24000
-    np.testing.assert_array_equal(stereo.samples, single.samples)
-    grid = on_model_grid(single, 48000.0, 240)
-    assert len(grid) == 21 * 240  # 4802 samples at 48 kHz -> 21 bins, the last completed with zeros
-    assert grid.dtype == np.float32 and not grid[4802:].any()
+    soundfile.write(tmp_path / "stereo.flac", np.stack([mono, -mono + 0.1], 1), 24000)
+    sound = open_sound(tmp_path / "stereo.flac")
+    assert sound.channels == 2 and sound.fs == 24000 and sound.frames == 2401
+    stored = soundfile.read(tmp_path / "stereo.flac")[0].mean(axis=1)  # 16-bit FLAC: the file's own values
+    np.testing.assert_allclose(stored, 0.05, atol=1e-4)
+    for frames in (1, 3, 100):
+        chunks = list(grid_chunks(sound, 48000.0, 240, frames))
+        assert all(len(c) == frames * 240 for c in chunks[:-1]) and chunks[-1].dtype == np.float32
+        grid = np.concatenate(chunks)
+        assert len(grid) == 21 * 240  # 4802 samples at 48 kHz -> 21 bins, the last completed with zeros
+        reference = scipy.signal.resample_poly(stored, 2, 1)
+        np.testing.assert_allclose(grid[:4802], reference, atol=1e-6)
+        assert not grid[4802:].any()
     # a band-limited tone keeps its amplitude and phase through 24 -> 48 kHz
     t = np.arange(24000) / 24000
     soundfile.write(tmp_path / "tone.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), 24000, subtype="DOUBLE")
-    up = on_model_grid(read_sound(tmp_path / "tone.wav"), 48000.0, 240)
+    up = np.concatenate(list(grid_chunks(open_sound(tmp_path / "tone.wav"), 48000.0, 240, 7)))
     t48 = np.arange(48000) / 48000
     np.testing.assert_allclose(up[2000:46000], 0.5 * np.sin(2 * np.pi * 1000 * t48[2000:46000]), atol=2e-3)
 
@@ -147,7 +173,7 @@ def test_silence_and_sounds_shorter_than_the_strf_window(runs, case, tmp_path):
     run = load_run(runs[case])
     for name, n in (("click", 3), ("silence", 48000)):
         soundfile.write(tmp_path / f"{name}.wav", np.zeros(n) if name == "silence" else np.ones(n) * 0.5, 48000)
-        pred = predict_sound(run, read_sound(tmp_path / f"{name}.wav"))
+        pred = predict_sound(run, open_sound(tmp_path / f"{name}.wav"))
         assert pred.rates.shape == (16, max(1, n // 240)) and np.isfinite(pred.rates).all()
 
 
@@ -198,6 +224,9 @@ def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
     (tmp_path / "noise.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
     soundfile.write(tmp_path / "empty.wav", np.zeros((0, 1)), 48000)
     soundfile.write(tmp_path / "ok.wav", np.zeros(480), 48000)
+    soundfile.write(tmp_path / "long.flac", 0.1 * np.random.default_rng(5).standard_normal(96000), 48000)
+    whole = (tmp_path / "long.flac").read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(whole[: len(whole) // 2])
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run_dir, unfinished)
     (unfinished / "summary.json").unlink()
@@ -208,6 +237,7 @@ def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
         "does not exist": [str(run_dir), "--wav", str(tmp_path / "missing.wav")],
         "cannot read": [str(run_dir), "--wav", str(tmp_path / "noise.wav")],
         "no samples": [str(run_dir), "--wav", str(tmp_path / "empty.wav")],
+        "truncated.flac": [str(run_dir), "--wav", str(tmp_path / "truncated.flac")],
         "not a finished run": [str(unfinished), "--wav", str(tmp_path / "ok.wav")],
         "corrupt": [str(corrupt), "--wav", str(tmp_path / "ok.wav")],
         "has stimuli 0..5": [str(run_dir), "--dataset-stimulus", "6"],
@@ -229,14 +259,14 @@ def test_a_spectrogram_that_a_sound_cannot_produce_is_refused(runs, tmp_path):
     (other / "summary.json").write_text(json.dumps(summary))
     soundfile.write(tmp_path / "ok.wav", np.zeros(480), 48000)
     with pytest.raises(AudioError, match="cannot be made from a sound file.*--dataset-stimulus"):
-        predict_sound(load_run(other), read_sound(tmp_path / "ok.wav"))
+        predict_sound(load_run(other), open_sound(tmp_path / "ok.wav"))
     info = json.loads((other / "model.json").read_text())
     info["spectrogram_freqs_hz"] = [100.0 * (k + 1) for k in range(34)]
     (other / "model.json").write_text(json.dumps(info))
     summary["dataset"]["native_source"] = "recomputed"
     (other / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(AudioError, match="bands are not the native cochleagram's"):
-        predict_sound(load_run(other), read_sound(tmp_path / "ok.wav"))
+        predict_sound(load_run(other), open_sound(tmp_path / "ok.wav"))
     assert predict_stimulus(load_run(other), 0).rates.shape == (16, 200)  # its own stimuli still work
 
 
@@ -271,3 +301,20 @@ def test_init_from_starts_from_the_finished_runs_weights(runs, tmp_path):
     cfg.init_from = str(tmp_path / "nowhere")
     with pytest.raises(ResultsError, match="not a finished run"):
         run_experiment(cfg, tmp_path / "no_source")
+
+
+def test_long_predictions_are_drawn_as_means_over_groups_of_bins():
+    from strf_runner.predict.outputs import MAX_FIGURE_BINS, _bin_means, prediction_figure
+    from strf_runner.predict.predictor import Prediction
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 10))
+    np.testing.assert_allclose(_bin_means(x, 4), np.stack([x[:, 0:4].mean(1), x[:, 4:8].mean(1), x[:, 8:].mean(1)], 1))
+    n = 2 * MAX_FIGURE_BINS + 1  # 3 bins a column
+    pred = Prediction("long", "noise", rng.random((4, n), dtype=np.float32), list("abcd"), 5.0,
+                      rng.standard_normal((6, n)), np.geomspace(500, 8000, 6), "band (Hz)")
+    fig = prediction_figure(pred)
+    top, middle, bottom = fig.axes[:3]  # then the two colour bars
+    assert top.images[0].get_array().shape == (6, -(-n // 3))
+    assert middle.images[0].get_array().shape == (4, -(-n // 3))
+    assert bottom.get_xlim()[1] == pytest.approx(n * 0.005) and "means over 15 ms" in fig._suptitle.get_text()
