@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from strf_runner.errors import ShapeError
+from strf_runner.errors import ShapeError, StrfRunnerError
 from strf_runner.frontends.base import WaveformFrontend
 from strf_runner.frontends.registry import FRONTENDS, build_frontend
 from strf_runner.models.encoding import EncodingModel
@@ -126,3 +126,9 @@ def test_a_chunk_that_is_not_whole_frames_is_a_shape_error():
     model = build_model(("mel", {}), ("linear", {}))
     with pytest.raises(ShapeError, match="whole number of frames of 240"):
         model.stream(torch.zeros(1, 1, 250, dtype=torch.float64))
+
+
+def test_streaming_in_training_mode_is_refused():
+    model = build_model(("native", {}), ("linear", {})).train()
+    with pytest.raises(StrfRunnerError, match="needs eval mode"):
+        model.stream(torch.zeros(1, 1, N_BANDS, 4, dtype=torch.float64))

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from strf_runner.errors import StrfRunnerError
 from strf_runner.frontends.base import Frontend
 from strf_runner.frontends.registry import build_frontend
 from strf_runner.models.registry import build_readout
@@ -39,6 +40,11 @@ class EncodingModel(nn.Module):
         state None at the start. Concatenated over chunks, both equal ``forward`` on the whole input
         (eval mode, up to float rounding), with memory bounded by the chunk.
         """
+        if self.training:
+            raise StrfRunnerError(
+                "EncodingModel.stream needs eval mode (call model.eval()): in training mode batch norm "
+                "uses each chunk's own statistics, so chunks would not add up to the whole"
+            )
         fe_state, ro_state = state or (None, None)
         spec, fe_state = self.frontend.stream(stims, fe_state)
         pred, ro_state = self.readout.stream(spec, ro_state)

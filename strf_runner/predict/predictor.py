@@ -142,9 +142,15 @@ def predict_sound(
         "input_channels": sound.channels,
         "input_duration_s": sound.duration_s,
         "audio_fs": audio_fs,
-        "model_input": "waveform" if view == "waveform" else f"native cochleagram ({run.summary['dataset'].get('native_source')})",
+        "model_input": "waveform" if view == "waveform" else _cochleagram_note(run.summary["dataset"].get("native_source")),
     }
     return Prediction(sound.path.stem, str(sound.path), rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)
+
+
+def _cochleagram_note(native_source: str) -> str:
+    if native_source == "X_nfht":
+        return "native cochleagram by the recipe that reproduces the release's X_nfht, which the model was trained on"
+    return "native cochleagram, the computation the dataset's spectrogram view was made with"
 
 
 def predict_stimulus(

@@ -47,6 +47,7 @@ CASES = {
     "native_pcen-linear": (NativePcenFrontendConfig(), LinearModelConfig()),
     "mel-linear": (MelFrontendConfig(n_filters=8), LinearModelConfig()),
     "sincnet-nrf": (SincNetFrontendConfig(n_filters=8, envelope=True), NRFModelConfig()),
+    "sincnet-ln": (SincNetFrontendConfig(n_filters=8), LNModelConfig()),  # strided (the default)
     "gammatone-dnet": (GammatoneFrontendConfig(n_filters=8), DNetModelConfig()),
     "leaf-statenet": (LeafFrontendConfig(n_filters=8), StateNetModelConfig()),
 }
