@@ -238,13 +238,13 @@ def predict_main(argv: list[str] | None = None) -> None:
     import numpy as np
     from rich.table import Table
 
-    from strf_runner.display import frame_progress, wide_console
+    from strf_runner.display import frame_progress, short_id, wide_console
     from strf_runner.predict.audio import open_sound
     from strf_runner.predict.outputs import write_prediction
     from strf_runner.results.load import load_run
 
     console = wide_console()
-    table = Table("input", "duration", "bins", "mean rate", "peak neuron", "files", title=None)
+    table = Table("input", "duration", "bins", "mean rate", "most active neuron (its mean)", "files")
     try:
         run = load_run(args.run)
         out = args.out if args.out is not None else run.path / "predictions"
@@ -263,7 +263,7 @@ def predict_main(argv: list[str] | None = None) -> None:
             means = pred.rates.mean(axis=1)
             top = int(np.argmax(means))
             table.add_row(label, f"{pred.rates.shape[1] * pred.dt_ms / 1000:.2f} s", str(pred.rates.shape[1]),
-                          f"{means.mean():.4g}", f"{pred.neuron_ids[top]} ({means[top]:.3g})",
+                          f"{means.mean():.4g}", f"{short_id(pred.neuron_ids[top])} ({means[top]:.3g})",
                           ", ".join(p.name for p in files.values()))
     except StrfRunnerError as err:
         print(f"strf-predict: error: {err}", file=sys.stderr)

@@ -40,6 +40,7 @@ from strf_runner.analysis.strfs import strf_grid_figure, strf_summary, true_strf
 from strf_runner.analysis.sweep_figure import save_png
 from strf_runner.analysis.traces import pick_neurons, prediction_traces_figure, traces_table
 from strf_runner.atomic import atomic_path
+from strf_runner.display import short_id
 from strf_runner.errors import ResultsError
 from strf_runner.results.load import load_run, run_dataset
 from strf_runner.results.rundir import SUMMARY, RunDir, atomic_write_text
@@ -59,7 +60,7 @@ def analyze_run(
     run = load_run(path)
     content = run_dataset(run)
     ids = run.neuron_ids
-    labels = [_label(i) for i in ids]  # figure titles; tables keep the full ids
+    labels = [short_id(i) for i in ids]  # figure titles; tables keep the full ids
     rows = [content.neuron_ids.index(i) for i in ids]
     k = run.summary["dataset"]["splits"]["test"][0] if stimulus is None else int(stimulus)
     if not 0 <= k < len(content.stimuli):
@@ -169,11 +170,6 @@ def _strictly_increasing(freqs_hz: np.ndarray) -> np.ndarray:
     for i in range(1, len(out)):
         out[i] = max(out[i], out[i - 1] * (1 + 1e-6))
     return out
-
-
-def _label(neuron_id: str, width: int = 24) -> str:
-    """A neuron id short enough for a panel title: NS1's ids are recording paths, keep their end."""
-    return neuron_id if len(neuron_id) <= width else "…" + neuron_id[-(width - 1):]
 
 
 def _file_safe(neuron_id: str) -> str:
