@@ -41,7 +41,7 @@ from strf_runner.data.synth import SynthParams, ensure_synth
 from strf_runner.errors import ConfigError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
-from strf_runner.results.collect import FAILED, VOLATILE_KEYS, config_hash, flatten
+from strf_runner.results.collect import FAILED, VOLATILE_KEYS, config_hash, differing_keys, flatten
 from strf_runner.results.load import load_run
 from strf_runner.results.rundir import RunDir
 from strf_runner.results.tables import neuron_table, score_summary
@@ -123,9 +123,9 @@ def warm_start(model: EncodingModel, info: dict[str, Any], source: str) -> dict[
     summary records of the source: its path, config hash and test score.
     """
     loaded = load_run(Path(source).expanduser())
-    old, new = flatten(loaded.info["spec"]), flatten(info["spec"])
-    differ = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)), key=lambda k: (not k.endswith(".name"), k))
+    differ = differing_keys(loaded.info["spec"], info["spec"])
     if differ:
+        old, new = flatten(loaded.info["spec"]), flatten(info["spec"])
         shown = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in differ[:4])
         raise ConfigError(f"init_from={source}: that run's model differs from this one in {shown}")
     if loaded.neuron_ids != info["neuron_ids"]:
@@ -195,10 +195,7 @@ def _resume_state(cfg: RunConfig, run: RunDir, resolved: dict[str, Any]) -> FitS
         raise ResultsError(f"resume=true but {run.path} holds no interrupted run ({LAST_STATE} missing)")
     previous = yaml.safe_load(config_file.read_text()) or {}
     if config_hash(previous) != config_hash(resolved):
-        flat_old, flat_new = flatten(previous), flatten(resolved)
-        keys = sorted(
-            k for k in set(flat_old) | set(flat_new) if flat_old.get(k) != flat_new.get(k) and k not in VOLATILE_KEYS
-        )
+        keys = differing_keys(previous, resolved, ignore=VOLATILE_KEYS)
         raise ResultsError(f"resume=true but the config differs from the interrupted run's in {keys}")
     return FitState.load(state_file)
 

@@ -44,6 +44,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def differing_keys(old: dict[str, Any], new: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Dotted keys whose values differ between two nested configs (missing counts as None), sorted
+    with ``*.name`` keys first (the most telling difference); keys in ``ignore`` are skipped."""
+    a, b = flatten(old), flatten(new)
+    keys = (k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignore)
+    return sorted(keys, key=lambda k: (not k.endswith(".name"), k))
+
+
 def config_hash(resolved: dict[str, Any]) -> str:
     """Content hash of a resolved run config (nested dict): 16 hex digits of SHA-256 over its
     canonical JSON, without the volatile keys and without null values (a key added to the schema
