@@ -241,7 +241,7 @@ def predict_main(argv: list[str] | None = None) -> None:
     from strf_runner.display import frame_progress, short_id, wide_console
     from strf_runner.predict.audio import open_sound
     from strf_runner.predict.outputs import write_prediction
-    from strf_runner.results.load import load_run
+    from strf_runner.results.load import load_run, run_dataset
 
     console = wide_console()
     table = Table("input", "duration", "bins", "mean rate", "most active neuron (its mean)", "files")
@@ -249,7 +249,9 @@ def predict_main(argv: list[str] | None = None) -> None:
         run = load_run(args.run)
         out = args.out if args.out is not None else run.path / "predictions"
         jobs = [(p.name, lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar)) for p in args.wav]
-        jobs += [(f"stimulus {i}", lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar)) for i in args.dataset_stimulus]
+        content = run_dataset(run, views=(run.info["view"],)) if args.dataset_stimulus else None  # read once
+        jobs += [(f"stimulus {i}", lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar, content))
+                 for i in args.dataset_stimulus]
         names: set[str] = set()
         for label, job in jobs:
             with frame_progress(label, Console(stderr=True)) as bar:

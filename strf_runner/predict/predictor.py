@@ -24,6 +24,7 @@ import torch
 
 from strf_runner.analysis.filterbank import filterbank_info
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
+from strf_runner.data.schema import DatasetContent
 from strf_runner.errors import AudioError, ResultsError
 from strf_runner.predict.audio import SoundInfo, grid_chunks, n_grid_bins
 from strf_runner.results.load import LoadedRun, run_dataset
@@ -154,11 +155,16 @@ def _cochleagram_note(native_source: str) -> str:
 
 
 def predict_stimulus(
-    run: LoadedRun, index: int, chunk_s: float = DEFAULT_CHUNK_S, progress: Progress | None = None
+    run: LoadedRun,
+    index: int,
+    chunk_s: float = DEFAULT_CHUNK_S,
+    progress: Progress | None = None,
+    content: DatasetContent | None = None,
 ) -> Prediction:
-    """The model's prediction for stimulus ``index`` of the run's own dataset, in the view it was trained on."""
+    """The model's prediction for stimulus ``index`` of the run's own dataset, in the view it was trained
+    on. content: that dataset with that view, if already read (``run_dataset``), else it is read here."""
     view, dt_ms = run.info["view"], float(run.info["dt_ms"])
-    content = run_dataset(run, views=(view,))
+    content = run_dataset(run, views=(view,)) if content is None else content
     if not 0 <= index < len(content.stimuli):
         raise ResultsError(f"--dataset-stimulus {index}: the run's dataset has stimuli 0..{len(content.stimuli) - 1}")
     stim = content.stimuli[index]
