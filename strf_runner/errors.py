@@ -31,3 +31,8 @@ class TrainingError(StrfRunnerError):
 
 class AudioError(StrfRunnerError, ValueError):
     """A sound file cannot be read or used as model input (names the file)."""
+
+
+class StrfRunnerWarning(UserWarning):
+    """Something a user should know that does not stop the work (a tiny split, data without repeats,
+    a sound missing the model's upper bands). The CLIs print it as one line: ``<prog>: warning: ...``."""
