@@ -297,20 +297,20 @@ def cc_norm(pred: torch.Tensor, resp: torch.Tensor) -> torch.Tensor:
 
     cc_norm_n = cov(p, g) / sqrt(var_p · SP_n), cov and var_p pooled over the concatenated valid
     (b, t) positions, SP_n the length-weighted mean of per-stimulus signal powers. Not clipped.
-    If R == 1 the raw correlation is returned.
+    With one repeat (R == 1) the signal power, and so cc_norm, is undefined: NaN (the reference
+    returns the raw correlation there, a plain correlation under cc_norm's name; ``correlation``
+    gives it under its own).
 
     Args:
         pred: (B, N, 1, T) prediction.
         resp: (B, N, R, T) responses, NaN where missing.
     Returns:
-        (N,) float64; NaN where SP is not finite or <= 0, var_p < 1e-12, or < 2 valid points.
+        (N,) float64; NaN where SP is not finite (fewer than 2 repeats) or <= 0, var_p < 1e-12, or
+        < 2 valid points.
     """
     p, y, g, ok = _prep_pair(pred, resp)
-    m = _moments(p, g, ok)
-    if y.shape[2] == 1:
-        return _corr_from(m)
     sp, _ = _signal_noise_power(y)
-    return _ccnorm_from(m, sp)
+    return _ccnorm_from(_moments(p, g, ok), sp)
 
 
 @torch.no_grad()
@@ -356,14 +356,13 @@ class ResponseSummary:
     """What the metrics need from a fixed set of responses, computed once and reused every epoch.
 
     psth: (B, N, 1, T) float64, NaN where no repeat is valid; valid: (B, N, 1, T) bool;
-    signal_power, noise_power: (N,) float64; n_repeats: R of the responses it came from.
+    signal_power, noise_power: (N,) float64 (NaN for a neuron with no stimulus of >= 2 usable repeats).
     """
 
     psth: torch.Tensor
     valid: torch.Tensor
     signal_power: torch.Tensor
     noise_power: torch.Tensor
-    n_repeats: int
 
 
 @torch.no_grad()
@@ -374,7 +373,7 @@ def summarise_responses(resp: torch.Tensor) -> ResponseSummary:
     parts = [_psth_and_mask(resp[b : b + 1].to(torch.float64)) for b in range(resp.shape[0])]
     g, ok = (torch.cat(x) for x in zip(*parts))
     sp, npow = _signal_noise_power(resp)
-    return ResponseSummary(psth=g, valid=ok, signal_power=sp, noise_power=npow, n_repeats=int(resp.shape[2]))
+    return ResponseSummary(psth=g, valid=ok, signal_power=sp, noise_power=npow)
 
 
 @torch.no_grad()
@@ -386,12 +385,10 @@ def score_summary(pred: torch.Tensor, target: ResponseSummary) -> NeuronScores:
     _check_pair(pred, target.psth)
     m = _moments(pred.detach().to(torch.float64), target.psth, target.valid)
     sp = target.signal_power
-    cc_abs = _corr_from(m)
-    ccn = cc_abs.clone() if target.n_repeats == 1 else _ccnorm_from(m, sp)
     cpu = torch.device("cpu")
     return NeuronScores(
-        cc_norm=ccn.to(cpu),
-        cc_abs=cc_abs.to(cpu),
+        cc_norm=_ccnorm_from(m, sp).to(cpu),
+        cc_abs=_corr_from(m).to(cpu),
         signal_power=sp.to(cpu),
         noise_power=target.noise_power.to(cpu),
         cc_max=_ccmax_from(m, sp).to(cpu),
@@ -406,7 +403,7 @@ def score_neurons(pred: torch.Tensor, resp: torch.Tensor) -> NeuronScores:
         resp: (B, N, R, T) responses, NaN where missing.
     Returns:
         NeuronScores with (N,) float64 CPU tensors; cc_norm equals ``cc_norm(pred, resp)``
-        (raw correlation if R == 1).
+        (NaN, with ``valid`` false, for neurons without repeats).
     """
     _check_pair(pred, resp)
     return score_summary(pred, summarise_responses(resp))

@@ -196,7 +196,7 @@ def test_fuzz_constant_prediction_is_nan_and_invalid(scene, c):
     s = scores(const, resp)
     assert torch.isnan(s.cc_norm).all() and torch.isnan(s.cc_abs).all()
     assert not s.valid.any()
-    # with a single repeat cc_norm is the raw correlation: still NaN and invalid, never ~0
+    # with a single repeat cc_norm is undefined: NaN and invalid, never ~0
     one = scores(const, resp[:, :, :1])
     assert torch.isnan(one.cc_norm).all() and not one.valid.any()
 

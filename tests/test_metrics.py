@@ -98,8 +98,6 @@ def ref_correlation(pred, resp):
 
 
 def ref_cc_norm(pred, resp):
-    if resp.shape[2] == 1:
-        return ref_correlation(pred, resp)
     sp, _ = ref_signal_power(resp)
     N = resp.shape[1]
     out = np.full(N, np.nan)
@@ -330,18 +328,21 @@ def test_pure_noise_gives_nan_ccnorm_and_zero_ccmax():
     assert np.all(np.isfinite(cn[~neg]))
 
 
-def test_single_repeat_ccnorm_equals_correlation():
+def test_single_repeat_ccnorm_is_undefined_not_the_correlation():
+    """Without repeats there is no signal power, so no cc_norm: NaN and invalid, while the plain
+    correlation stays available as cc_abs (the reference returned it as cc_norm: a mislabelled score)."""
     rng = np.random.default_rng(4)
     pred = rng.normal(size=(2, 3, 1, 20))
     resp = pred + rng.normal(size=(2, 3, 1, 20))
     resp[1, :, :, 15:] = np.nan
-    a = M.cc_norm(T_(pred), T_(resp))
     b = M.correlation(T_(pred), T_(resp))
-    assert_close(a.numpy(), b.numpy(), tol=0)
+    assert torch.isfinite(b).all()
+    assert torch.isnan(M.cc_norm(T_(pred), T_(resp))).all()
     assert torch.isnan(M.signal_power(T_(resp))[0]).all()
     assert torch.isnan(M.cc_max(T_(resp))).all()
     s = M.score_neurons(T_(pred), T_(resp))
-    assert_close(s.cc_norm.numpy(), b.numpy(), tol=0)
+    assert torch.isnan(s.cc_norm).all() and not s.valid.any()
+    assert_close(s.cc_abs.numpy(), b.numpy(), tol=0)
 
 
 def test_signal_power_equivalent_form():
