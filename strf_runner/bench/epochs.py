@@ -1,9 +1,9 @@
 """Time whole training epochs (optimiser steps + validation + metrics) on NS1-sized data.
 
 The data are random but shaped exactly like NS1 with the seed study's split: 14 training and 3
-validation stimuli of 999 frames (5 s at 5 ms), 119 neurons x 20 repeats, a 34-band spectrogram
-and a 48 kHz waveform (239,760 samples), batch size 1. The model, optimiser and ``Fitter`` are the
-ones ``strf-run`` uses, so an epoch here is an epoch there.
+validation stimuli (and one test stimulus, unused here) of 999 frames (5 s at 5 ms), 119 neurons x
+20 repeats, a 34-band spectrogram and a 48 kHz waveform (239,760 samples), batch size 1. The model,
+optimiser and ``Fitter`` are the ones ``strf-run`` uses, so an epoch here is an epoch there.
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def ns1_shaped_content(seed: int = 0) -> DatasetContent:
             spectrogram=rng.normal(size=(N_BANDS, N_FRAMES)).astype(np.float32),
             waveform=(0.1 * rng.normal(size=N_FRAMES * HOP)).astype(np.float32),
         )
-        for i in range(N_TRAIN + N_VAL)
+        for i in range(N_TRAIN + N_VAL + 1)
     ]
     return DatasetContent(
         name="ns1-shaped",
         dt_ms=5.0,
         neuron_ids=[f"u{k}" for k in range(N_NEURONS)],
         stimuli=stimuli,
-        splits={"train": list(range(N_TRAIN)), "val": list(range(N_TRAIN, N_TRAIN + N_VAL)), "test": [N_TRAIN]},
+        splits={"train": list(range(N_TRAIN)), "val": list(range(N_TRAIN, N_TRAIN + N_VAL)), "test": [N_TRAIN + N_VAL]},
         audio_fs=AUDIO_FS,
         spectrogram_freqs=np.geomspace(500, 22627, N_BANDS),
     )

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from strf_runner.data.schema import VIEWS, DatasetContent, check_split
+from strf_runner.data.schema import VIEWS, DatasetContent, check_disjoint_splits, check_split
 from strf_runner.errors import DatasetError
 
 
@@ -82,15 +82,18 @@ class NeuralDataset(torch.utils.data.Dataset):
 
 
 def split_datasets(
-    content: DatasetContent, view: str, splits: dict[str, Sequence[int]] | None = None
+    content: DatasetContent, view: str, splits: dict[str, Sequence[int]] | None = None, origin: str = ""
 ) -> dict[str, NeuralDataset]:
-    """Build train / val / test datasets; ``splits`` overrides the file's own split indices."""
+    """Build train / val / test datasets; ``splits`` overrides the file's own split indices.
+
+    The splits in effect (the file's, with any overrides) must be disjoint: DatasetError naming the
+    shared stimuli otherwise, ending with ``origin`` (where the splits came from).
+    """
     chosen = dict(content.splits)
     chosen.update({k: list(v) for k, v in (splits or {}).items() if v is not None})
-    out = {}
     for name in ("train", "val", "test"):
         if name not in chosen:
             raise DatasetError(f"dataset {content.name!r} defines no {name!r} split")
         check_split(chosen[name], len(content.stimuli), f"dataset {content.name!r} split {name!r}")
-        out[name] = NeuralDataset(content, view, chosen[name])
-    return out
+    check_disjoint_splits(chosen, f"dataset {content.name!r}", f" ({origin})" if origin else "")
+    return {name: NeuralDataset(content, view, chosen[name]) for name in ("train", "val", "test")}

@@ -9,6 +9,7 @@ Layout (format ``strf-runner-dataset``, version 1)::
     /neurons/<column>       (N,)          optional per-neuron metadata (numbers or strings)
     /stimuli/<i:04d>/       one group per stimulus i = 0..S-1, attrs: name, type
         responses           (N, R, T) float32, spike counts (or rates) per bin, NaN = missing trial/bin
+                            (integer counts are read too: they cannot mark missing data)
         spectrogram         (F, T) float32, the native spectrogram view        [optional]
         waveform            (T * hop,) float32, mono audio at audio_fs          [optional]
     /spectrogram_freqs      (F,) float64, centre frequency of each band in Hz  [with a spectrogram view]
@@ -132,6 +133,14 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
                 f"{where}: /spectrogram_freqs must be a 1-D array of finite numbers (Hz); "
                 f"got dtype {freqs.dtype}, shape {freqs.shape}"
             )
+        steps = np.diff(freqs)
+        if (steps <= 0).any():
+            k = int(np.argmax(steps <= 0))
+            raise DatasetError(
+                f"{where}: /spectrogram_freqs must increase strictly (band 0 the lowest); "
+                f"band {k + 1} ({freqs[k + 1]:g} Hz) does not lie above band {k} ({freqs[k]:g} Hz): "
+                "store the bands (and every spectrogram's rows) in ascending order"
+            )
         n_bands = len(freqs)
     for i, stim in enumerate(content.stimuli):
         key = f"{where}: /stimuli/{i:04d}"
@@ -144,6 +153,7 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
         # NaN is the only mask in responses, and stimuli are never NaN (collate's Batch contract)
         if np.isinf(r).any():
             raise DatasetError(f"{key}/responses holds infinite values; NaN is the only way to mark missing data")
+        check_counts(r, key)
         for view in VIEWS:
             if (getattr(stim, view) is None) != (view not in views):
                 raise DatasetError(f"{key} views differ from stimulus 0 (which has {list(views)})")
@@ -175,6 +185,45 @@ def validate_content(content: DatasetContent, where: str = "dataset") -> None:
             raise DatasetError(f"{where}: /neurons/{col} has shape {np.shape(values)}; expected ({n},), one per neuron")
 
 
+MAX_RESPONSE = 1e6
+"""Largest response value per bin taken as data: a neuron firing at 1 kHz has 5 spikes per 5 ms bin and
+1,000 spikes/s as a rate, so anything near 1e6 is a unit or scaling error, not a count or a rate."""
+
+
+def check_counts(responses: np.ndarray, where: str) -> None:
+    """Responses are spike counts (or rates) per bin: never negative, never astronomically large.
+
+    A negative value or one above MAX_RESPONSE is a DatasetError naming ``where`` and the value;
+    left in, they train on impossible targets (a 1e30 overflows the loss and looks like a bad lr).
+    """
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanmin(responses, initial=0.0), np.nanmax(responses, initial=0.0)
+    if low < 0:
+        raise DatasetError(
+            f"{where}/responses holds negative values (smallest {low:g}): responses are spike counts or "
+            "rates per bin, which cannot be negative (baseline-subtracted or z-scored data are not counts)"
+        )
+    if high > MAX_RESPONSE:
+        raise DatasetError(
+            f"{where}/responses holds values up to {high:g} per bin: not spike counts or rates "
+            f"(anything above {MAX_RESPONSE:g} is a scaling or unit error); rescale the responses"
+        )
+
+
+def check_disjoint_splits(splits: dict[str, list[int]], where: str, hint: str = "") -> None:
+    """Train, val and test must not share a stimulus: a test score on a trained stimulus is a leak.
+    ``hint`` ends the message (say where the splits came from)."""
+    names = [n for n in SPLITS if splits.get(n) is not None]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = sorted({int(x) for x in splits[a]} & {int(x) for x in splits[b]})
+            if shared:
+                raise DatasetError(
+                    f"{where}: splits {a!r} and {b!r} share stimuli {shared}; a stimulus in two splits "
+                    f"leaks what the model trained on into its scores: give each stimulus to one split{hint}"
+                )
+
+
 def check_split(indices: list[int], n_stimuli: int, where: str) -> None:
     """A split must be a non-empty list of distinct stimulus indices that exist."""
     if len(indices) == 0:
@@ -190,6 +239,7 @@ def write_dataset(content: DatasetContent, path: str | os.PathLike) -> Path:
     """Validate and write ``content`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     validate_content(content, str(path))
+    check_disjoint_splits(content.splits, str(path))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _write(f, content)
     return path
@@ -244,6 +294,8 @@ def read_dataset(path: str | os.PathLike, views: tuple[str, ...] | None = None) 
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"dataset file {path} does not exist")
+    if path.is_dir():
+        raise DatasetError(f"dataset file {path} is a directory; give the path of an HDF5 file")
     try:
         with h5py.File(path, "r") as f:
             content = _read(f, path, views)
@@ -267,6 +319,8 @@ def _read(f: h5py.File, path: Path, views: tuple[str, ...] | None) -> DatasetCon
     for key in ("neurons/id", "stimuli", "splits"):
         if key not in f:
             raise DatasetError(f"{path}: missing /{key}")
+    if "dt_ms" not in f.attrs:
+        raise DatasetError(f"{path}: missing the root attribute dt_ms (the width of a time bin in ms)")
     # a dataset where a group belongs crashed .keys()/.items() with AttributeError
     for key in ("neurons", "stimuli", "splits", "truth"):
         if key in f and not isinstance(f[key], h5py.Group):
@@ -308,6 +362,8 @@ def _read(f: h5py.File, path: Path, views: tuple[str, ...] | None) -> DatasetCon
     )
     if int(f.attrs.get("n_stimuli", len(stimuli))) != len(stimuli):
         raise DatasetError(f"{path}: attribute n_stimuli={f.attrs['n_stimuli']} but /stimuli has {len(stimuli)} groups")
+    if int(f.attrs.get("n_neurons", len(neuron_ids))) != len(neuron_ids):
+        raise DatasetError(f"{path}: attribute n_neurons={f.attrs['n_neurons']} but /neurons/id holds {len(neuron_ids)} ids")
     return content
 
 
@@ -323,8 +379,10 @@ def _array(g: h5py.Group, name: str, path: Path, key: str) -> np.ndarray:
     if name not in g:
         raise DatasetError(f"{path}: missing /stimuli/{key}/{name}")
     data = g[name][()]
-    if data.dtype.kind != "f":
-        raise DatasetError(f"{path}: /stimuli/{key}/{name} has dtype {data.dtype}; expected floating point")
+    counts = name == "responses" and data.dtype.kind in "iu"  # spike counts are naturally integers
+    if data.dtype.kind != "f" and not counts:
+        expected = "floating point or integer counts" if name == "responses" else "floating point"
+        raise DatasetError(f"{path}: /stimuli/{key}/{name} has dtype {data.dtype}; expected {expected}")
     return data.astype(np.float32, copy=False)
 
 

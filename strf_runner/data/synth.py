@@ -205,8 +205,16 @@ def synth_path(params: SynthParams, root: str | Path) -> Path:
 def ensure_synth(params: SynthParams, root: str | Path) -> Path:
     """Generate and write (atomically) the dataset for ``params`` unless cached; return its path."""
     path = synth_path(params, root)
-    if not path.exists():
+    if path.exists():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
         schema.write_dataset(generate_synth(params), path)
+    except OSError as err:
+        raise DatasetError(
+            f"cannot write the synthetic dataset file {path} ({err.strerror or err}); "
+            "set STRF_RUNNER_DATA (or dataset.root) to a writable folder"
+        ) from err
     return path
 
 
