@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
+from strf_runner.bench import cli
 from strf_runner.bench.cli import main, target_checks
+
+
+@pytest.fixture
+def no_measurements(monkeypatch):
+    """Any measurement fails the test: argument errors must stop strf-bench before the first one."""
+    monkeypatch.setattr(cli, "run_child", lambda kind, name, args: pytest.fail(f"measured {kind} {name}"))
 
 
 def test_bench_writes_a_row_per_measurement(tmp_path, capsys):
@@ -20,11 +28,56 @@ def test_bench_writes_a_row_per_measurement(tmp_path, capsys):
     assert "native epoch + validation" in capsys.readouterr().out
 
 
-def test_unknown_frontend_is_a_usage_error(capsys):
+def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
+    """strf-bench's exit status is ``code`` and its stderr one line ``strf-bench: error: ...``; that line."""
     with pytest.raises(SystemExit) as err:
-        main(["--only", "leafy"])
-    assert err.value.code == 2
-    assert "unknown front-end(s) ['leafy']" in capsys.readouterr().err
+        main(argv)
+    assert err.value.code == code
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("strf-bench: error: ")
+    return line
+
+
+def test_unknown_frontend_is_a_usage_error(capsys, no_measurements):
+    assert "unknown front-end(s) ['leafy']" in one_line_error(capsys, ["--only", "leafy"])
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--repeats", "--epochs"])
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_counts_below_one_are_usage_errors(capsys, no_measurements, flag, value):
+    line = one_line_error(capsys, [flag, value, "--only", "native", "--epoch-frontends", ""])
+    assert f"argument {flag}: must be a whole number >= 1, got '{value}'" in line
+
+
+def test_an_unavailable_device_is_a_usage_error(capsys, no_measurements, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = one_line_error(capsys, ["--device", "cuda"])
+    assert line == "strf-bench: error: --device='cuda' but no CUDA GPU is visible; use cpu or auto"
+    assert "--device='gpu' is not a device name" in one_line_error(capsys, ["--device", "gpu"])
+
+
+def test_auto_measures_on_the_cpu_without_a_gpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    devices = []
+    monkeypatch.setattr(cli, "run_child", lambda kind, name, args: devices.append(args.device) or {
+        "kind": kind, "name": name, "forward_ms": 1.0, "fwd_bwd_ms": None, "params": 0, "peak_rss_mb": 1.0})
+    main(["--device", "auto", "--only", "mel", "--epoch-frontends", "", "--out", str(tmp_path / "b.csv")])
+    assert devices == ["cpu"] and (tmp_path / "b.csv").is_file()
+
+
+def test_a_run_that_measured_nothing_exits_1(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli, "run_child", lambda kind, name, args: {"kind": kind, "name": name, "error": "boom"})
+    line = one_line_error(capsys, ["--only", "native,mel", "--epoch-frontends", "native", "--out",
+                                   str(tmp_path / "b.csv")], code=1)
+    assert line == "strf-bench: error: nothing was measured: all 3 measurements failed (the first: boom)"
+
+
+def test_help_states_the_targets_without_issue_numbers(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "issue" not in text.lower()
+    assert "a LEAF epoch <= 1.5 s, a native epoch <= 0.15 s" in text and "peak memory <= 2 GB" in text
 
 
 def test_targets_compare_measurements_with_the_limits():

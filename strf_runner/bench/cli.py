@@ -20,13 +20,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from strf_runner.atomic import atomic_path
+from strf_runner.errors import ConfigError, print_warnings_as_lines
 
 DIRECT = "leaf-direct"
 SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
@@ -35,7 +36,7 @@ REFERENCES = {  # each FFT-filtering row and its direct-convolution twin (same k
     "gammatone": "gammatone[fir=direct]",
     SINC_ENV: "sincnet[envelope=true,kernel_size=753,envelope_ms=10,fir=direct]",
 }
-TARGETS = {  # issue 6, for 2 CPU threads
+TARGETS = {  # the project's CPU targets, stated for 2 threads
     "leaf_epoch_s": 1.5,
     "native_epoch_s": 0.15,
     "fwd_bwd_x_leaf": 3.0,
@@ -152,7 +153,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, console: Con
     checks = []
     if args.device == "cpu":
         checks = target_checks(fronts, epochs)
-        table = Table(title="Targets (issue 6; stated for 2 CPU threads)", title_justify="left")
+        table = Table(title="Targets (stated for 2 CPU threads)", title_justify="left")
         for col in ("target", "measured", "limit", ""):
             table.add_column(col, justify="left" if col == "target" else "right")
         for c in checks:
@@ -196,19 +197,55 @@ def write_csv(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> N
             writer.writerow({**meta, **r})
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``strf-bench: error: ...``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def bench_device(name: str) -> str:
+    """The device ``--device name`` measures on (``auto``: cuda when a GPU is visible, else cpu);
+    ConfigError naming ``--device`` when it is not a device or not available here."""
+    from strf_runner.training.device import resolve_device
+
+    return str(resolve_device(name, key="--device"))
+
+
+def targets_text() -> str:
+    """The CPU targets in words, for --help."""
+    t = TARGETS
+    return (f"a LEAF epoch <= {t['leaf_epoch_s']:g} s, a native epoch <= {t['native_epoch_s']:g} s, every "
+            f"front-end's training step within {t['fwd_bwd_x_leaf']:g}x of LEAF's, the LEAF epoch's peak memory "
+            f"<= {t['leaf_peak_rss_mb'] / 1024:g} GB")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="strf-bench",
         description="Time every front-end (forward, forward + backward) and whole training epochs on "
         "NS1-sized input, with LEAF's naive direct-convolution reference in the same run; print the "
-        "ratios and issue 6's targets; write a CSV.",
+        f"ratios and, on cpu, the project's targets as met / missed (stated for 2 threads: {targets_text()}); "
+        "write a CSV. Exits 1 when no measurement succeeded.",
         epilog="Timings on a shared machine are noisy: compare rows of one run. Examples: strf-bench; "
         "strf-bench --only leaf,mel --epoch-frontends leaf; strf-bench --device cuda --threads 8",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per measurement (default 2)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per front-end measurement (median)")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up (median)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads per measurement (default 2)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda, cuda:N, or auto (cuda when a GPU is visible)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs per front-end measurement (median)")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="timed epochs after one warm-up (median)")
     parser.add_argument("--only", default="", help="comma-separated front-end rows (default: all registered)")
     parser.add_argument("--epoch-frontends", default=f"native,leaf,{DIRECT}",
                         help=f"front-ends to time whole epochs for ('' for none; default native,leaf,{DIRECT})")
@@ -222,6 +259,12 @@ def main(argv: list[str] | None = None) -> None:
         kind = "frontend" if args.child_frontend else "epoch"
         print(json.dumps(child(kind, args.child_frontend or args.child_epoch, args)))
         return
+
+    print_warnings_as_lines("strf-bench")
+    try:
+        args.device = bench_device(args.device)
+    except ConfigError as err:
+        parser.error(str(err))
 
     from strf_runner.frontends.registry import FRONTENDS
 
@@ -243,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         with console.status(f"timing {kind} {name} ..."):
             results.append(run_child(kind, name, args))
     rows = report(results, args, console)
+    if all("error" in r for r in results):
+        print(f"strf-bench: error: nothing was measured: all {len(results)} measurements failed "
+              f"(the first: {results[0]['error']})", file=sys.stderr)
+        sys.exit(1)
 
     import torch
 
