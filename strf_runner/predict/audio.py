@@ -43,8 +43,10 @@ class SoundInfo:
 
 
 def open_sound(path: str | Path) -> SoundInfo:
-    """What ``path`` holds; AudioError naming the file if it is missing, unreadable or empty."""
+    """What ``path`` holds; AudioError naming the file if it is missing, a directory, unreadable or empty."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path} is a directory, not a sound file")
     if not path.is_file():
         raise AudioError(f"sound file {path} does not exist")
     try:

@@ -16,6 +16,7 @@ own HDF5 dataset) cannot be made from a sound: AudioError, with ``--dataset-stim
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -25,7 +26,7 @@ import torch
 from strf_runner.analysis.filterbank import filterbank_info
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.schema import DatasetContent
-from strf_runner.errors import AudioError, ResultsError
+from strf_runner.errors import AudioError, ResultsError, StrfRunnerWarning
 from strf_runner.predict.audio import SoundInfo, grid_chunks, n_grid_bins
 from strf_runner.results.load import LoadedRun, run_dataset
 
@@ -123,21 +124,43 @@ def channel_frequencies(run: LoadedRun) -> tuple[np.ndarray | None, str]:
     return (None if freqs is None else np.asarray(freqs, dtype=float)), label
 
 
+def warn_missing_bands(sound: SoundInfo, freqs: np.ndarray | None) -> None:
+    """One StrfRunnerWarning when channel centres ``freqs`` (Hz) lie above the sound's Nyquist
+    frequency: the sound has no content there (its upsampling adds none), so those channels get
+    little or no input from it."""
+    if freqs is None:
+        return
+    nyquist = sound.fs / 2
+    above = freqs[freqs > nyquist]
+    if not len(above):
+        return
+    lo, hi = above.min() / 1000, above.max() / 1000
+    centres = f"centre {hi:.1f} kHz" if len(above) == 1 else f"centres {lo:.1f}-{hi:.1f} kHz"
+    warnings.warn(
+        f"{sound.path} is sampled at {sound.fs:g} Hz: its content ends at {nyquist:g} Hz, so {len(above)} of "
+        f"{len(freqs)} channels ({centres}) get little or no input from it",
+        StrfRunnerWarning,
+        stacklevel=3,
+    )
+
+
 def predict_sound(
     run: LoadedRun, sound: SoundInfo, chunk_s: float = DEFAULT_CHUNK_S, progress: Progress | None = None
 ) -> Prediction:
-    """The model's prediction for a sound file, mixed to mono, resampled and padded to whole bins."""
+    """The model's prediction for a sound file, mixed to mono, resampled and padded to whole bins; a
+    StrfRunnerWarning first when the file's rate leaves channels without input (``warn_missing_bands``)."""
     info = run.info
     view, dt_ms = info["view"], float(info["dt_ms"])
     if view == "spectrogram":
         check_native_recipe(run)
+    freqs, label = channel_frequencies(run)
+    warn_missing_bands(sound, freqs)
     audio_fs, hop = float(info["audio_fs"]), int(info["hop"])
     audio = grid_chunks(sound, audio_fs, hop, chunk_frames(chunk_s, dt_ms))
     if view == "spectrogram":
         audio = cochleagram_chunks(audio, audio_fs, dt_ms, len(info["spectrogram_freqs_hz"]))
     chunks = (torch.from_numpy(c)[None, None] for c in audio)
     spec, rates = stream_model(run, chunks, n_grid_bins(sound, audio_fs, hop), progress)
-    freqs, label = channel_frequencies(run)
     meta = {
         "input_fs": sound.fs,
         "input_channels": sound.channels,

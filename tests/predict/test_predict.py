@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -31,10 +32,10 @@ from strf_runner.config import (
 )
 from strf_runner.data.cochleagram import native_cochleagram
 from strf_runner.data.schema import read_dataset
-from strf_runner.errors import AudioError, ConfigError, ResultsError
+from strf_runner.errors import AudioError, ConfigError, ResultsError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment, warm_start
 from strf_runner.predict.audio import grid_chunks, open_sound, resample_margin, resample_ratio, resampled_blocks
-from strf_runner.predict.predictor import cochleagram_chunks, predict_sound, predict_stimulus
+from strf_runner.predict.predictor import channel_frequencies, cochleagram_chunks, predict_sound, predict_stimulus
 from strf_runner.results.load import load_run
 from tests.test_experiment import tiny_config
 
@@ -236,6 +237,7 @@ def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
     (corrupt / "best.pt").write_bytes(b"\x80\x04 not a checkpoint")
     cases = {
         "does not exist": [str(run_dir), "--wav", str(tmp_path / "missing.wav")],
+        f"{tmp_path} is a directory, not a sound file": [str(run_dir), "--wav", str(tmp_path)],
         "cannot read": [str(run_dir), "--wav", str(tmp_path / "noise.wav")],
         "no samples": [str(run_dir), "--wav", str(tmp_path / "empty.wav")],
         "truncated.flac": [str(run_dir), "--wav", str(tmp_path / "truncated.flac")],
@@ -250,6 +252,31 @@ def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("strf-predict: error: ") and needle in lines[0], done.stderr
     assert _cli([str(run_dir)]).returncode == 2  # neither --wav nor --dataset-stimulus: usage error
+
+
+def _band_warnings(run_dir: Path, wav: Path) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_sound(load_run(run_dir), open_sound(wav))
+    return [str(w.message) for w in caught if issubclass(w.category, StrfRunnerWarning)]
+
+
+def test_a_sound_without_the_models_upper_bands_warns_once_naming_them(runs, tmp_path):
+    """The native cochleagram's 34 bands (500 Hz x 2^(k/6), up to 22.6 kHz): an 8 kHz file has
+    nothing above 4 kHz, a 44.1 kHz one nothing at the top band; a 48 kHz one covers them all."""
+    for fs in (8000, 44100, 48000):
+        soundfile.write(tmp_path / f"call{fs}.wav", 0.1 * np.random.default_rng(7).standard_normal(fs // 10), fs)
+    assert _band_warnings(runs["native-linear"], tmp_path / "call8000.wav") == [
+        f"{tmp_path / 'call8000.wav'} is sampled at 8000 Hz: its content ends at 4000 Hz, so 15 of 34 channels "
+        "(centres 4.5-22.6 kHz) get little or no input from it"
+    ]
+    [line] = _band_warnings(runs["native-linear"], tmp_path / "call44100.wav")
+    assert line.endswith("at 44100 Hz: its content ends at 22050 Hz, so 1 of 34 channels (centre 22.6 kHz) "
+                         "get little or no input from it")
+    assert _band_warnings(runs["native-linear"], tmp_path / "call48000.wav") == []
+    freqs, _ = channel_frequencies(load_run(runs["leaf-statenet"]))  # a learned front-end: its current centres
+    [line] = _band_warnings(runs["leaf-statenet"], tmp_path / "call8000.wav")
+    assert f"so {(freqs > 4000).sum()} of 8 channels" in line
 
 
 def test_a_spectrogram_that_a_sound_cannot_produce_is_refused(runs, tmp_path):
