@@ -1,22 +1,39 @@
-"""A run directory: every file written atomically, a finished run never overwritten.
+"""A run directory: one owner at a time, every file written atomically, a finished run never overwritten.
 
-``summary.json`` is written last and marks a run as finished.
+``summary.json`` is written last and marks a run as finished. A run owns its directory from its first
+write to its end through ``run.lock``: an exclusive ``flock`` held by the running process (the kernel
+drops it when the process dies, however it dies) on a file that names the owner (pid, host, start).
+A second run into the same directory is refused while the first holds it; an interrupted run (its
+``last.pt`` there, no ``summary.json`` or ``failed.json``) is taken over only with ``resume=true``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
 from strf_runner.atomic import atomic_path
 from strf_runner.errors import ResultsError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: fall back to the pid/host record alone
+    fcntl = None  # type: ignore[assignment]
+
 SUMMARY = "summary.json"
+FAILED = "failed.json"
+LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
+LOCK = "run.lock"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -40,10 +57,15 @@ def _json_safe(value: Any) -> Any:
 
 
 class RunDir:
-    """The folder of one run: config, per-neuron table, history, best checkpoint, summary."""
+    """The folder of one run: config, per-neuron table, history, best checkpoint, summary.
+
+    ``claim`` makes this object the folder's owner (see the module docstring) until ``release``;
+    ``owned`` does both around a block.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -53,14 +75,105 @@ class RunDir:
     def finished(self) -> bool:
         return (self.path / SUMMARY).exists()
 
-    def claim(self) -> None:
-        """Create the folder for a new run; ResultsError if it already holds a finished run."""
+    @property
+    def interrupted(self) -> bool:
+        """A saved training state that neither finished nor failed: what ``resume=true`` continues."""
+        return (self.path / LAST_STATE).is_file() and not self.finished and not (self.path / FAILED).exists()
+
+    @property
+    def in_use(self) -> bool:
+        """Another live process owns this folder (holds the lock of its ``run.lock``)."""
+        if self._lock_fd is not None:
+            return False
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            return not _try_flock(fd) or (fcntl is None and _live_owner(_read_owner(fd)))
+        finally:
+            os.close(fd)  # closing drops a lock taken just now
+
+    def claim(self, resume: bool = False) -> None:
+        """Create the folder if needed and take ownership of it before anything is written.
+
+        ResultsError (one line) if it holds a finished run, if another live process owns it, or if it
+        holds an interrupted run and ``resume`` is false.
+        """
+        self._refuse_finished()
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = self._lock()
+        try:
+            self._refuse_finished()  # it may have finished while we waited for the lock
+            if self.interrupted and not resume:
+                owner = _describe(_read_owner(fd))
+                raise ResultsError(
+                    f"{self.path} holds an interrupted run{owner} with its state in {LAST_STATE}: add resume=true "
+                    "to continue it, or choose another hydra.run.dir"
+                )
+            _write_owner(fd, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "argv": sys.argv})
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+
+    def release(self, interrupted: bool = False) -> None:
+        """Give the folder up. ``interrupted``: keep ``run.lock`` with the time of the interruption
+        (the message a later run gets names it); otherwise remove it."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        try:
+            if interrupted:
+                _write_owner(fd, {**_read_owner(fd), "interrupted": _now()})
+            else:
+                (self.path / LOCK).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def owned(self, resume: bool = False) -> Iterator["RunDir"]:
+        """``claim`` for the block, ``release`` after it (``interrupted`` on Ctrl-C / SIGTERM)."""
+        self.claim(resume=resume)
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.release(interrupted=True)
+            raise
+        except BaseException:
+            self.release()
+            raise
+        self.release()
+
+    def _refuse_finished(self) -> None:
         if self.finished:
             raise ResultsError(
                 f"{self.path} already holds a finished run ({SUMMARY} exists); "
                 "refusing to overwrite it: choose another hydra.run.dir"
             )
-        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self) -> int:
+        """An fd of ``run.lock`` holding its exclusive lock; ResultsError if a live process holds it."""
+        path = self.path / LOCK
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if not _try_flock(fd):
+                    raise ResultsError(f"{self.path} is in use by another run{_describe(_read_owner(fd))}; "
+                                       "choose another hydra.run.dir")
+                if fcntl is None and _live_owner(_read_owner(fd)):
+                    raise ResultsError(f"{self.path} is in use by another run{_describe(_read_owner(fd))}; "
+                                       "choose another hydra.run.dir")
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:  # else the previous owner removed the file between our open and our lock: retry
+                return fd
+            os.close(fd)
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic_write_text(self.path / name, text)
@@ -74,3 +187,65 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> Path:
         """Write summary.json, the marker of a finished run; call it last."""
         return self.write_json(SUMMARY, summary)
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive non-blocking flock; False if another process holds one. Where the file
+    system has no locks (some network mounts), True: the pid/host record is then the only guard."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return True
+        raise
+    return True
+
+
+def _live_owner(owner: dict[str, Any]) -> bool:
+    """Without flock: the recorded owner is a live process on this host."""
+    pid = owner.get("pid")
+    if owner.get("interrupted") or owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_owner(fd: int) -> dict[str, Any]:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = os.read(fd, 1 << 16)
+        owner = json.loads(data) if data.strip() else {}
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _write_owner(fd: int, owner: dict[str, Any]) -> None:
+    data = (json.dumps(owner) + "\n").encode()
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
+    os.fsync(fd)
+
+
+def _describe(owner: dict[str, Any]) -> str:
+    """' (pid 123 on host, started ...)' from an owner record, or '' when it says nothing."""
+    if not owner:
+        return ""
+    parts = [f"pid {owner.get('pid')} on {owner.get('host')}", f"started {owner.get('started')}"]
+    if owner.get("interrupted"):
+        parts.append(f"interrupted {owner['interrupted']}")
+    return " (" + ", ".join(parts) + ")"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -10,15 +11,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from strf_runner.atomic import atomic_path
+from strf_runner.atomic import atomic_write_bytes
 from strf_runner.errors import TrainingError
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **info: Any) -> None:
-    """Write {"state_dict": ..., **info} to ``path`` via a temp file and an atomic rename."""
+    """Write {"state_dict": ..., **info} to ``path`` via a temp file and an atomic rename.
+
+    Serialised in memory first, so a failed write (a full disk) is an OSError naming ``path`` rather
+    than torch's archive error, and the previous file at ``path`` stays whole.
+    """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, **info}, tmp)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, **info}, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
