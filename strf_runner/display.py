@@ -71,18 +71,23 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="strf-run result", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    valid = f"({summary['test_n_valid']} / {summary['test_n_neurons']} neurons valid)"
     rows = [
         ("pipeline", f"{summary['frontend']} -> {summary['model']} on {summary['dataset']['config']}"),
-        ("test cc_norm mean", _fmt(summary["test_mean_cc_norm"])),
-        ("test cc_norm median", _fmt(summary["test_median_cc_norm"])),
-        ("valid neurons", f"{summary['test_n_valid']} / {summary['test_n_neurons']}"),
+        ("test cc_norm mean", f"{_fmt(summary['test_mean_cc_norm'])} {valid}"),
+        ("test cc_norm median", f"{_fmt(summary['test_median_cc_norm'])} {valid}"),
     ]
+    if summary.get("monitor", "val_cc_norm") != "val_cc_norm":
+        rows.append(("early stopping on", summary["monitor"]))
+    rows += [("warning", text) for text in summary.get("warnings", [])]
     if "truth_test_mean_cc_norm" in summary:
         rows.append(("ground-truth ceiling", _fmt(summary["truth_test_mean_cc_norm"])))
     rows += [
         ("n params", f"{summary['n_params']:,}"),
         ("best epoch", f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['stop_reason']})"),
-        ("wall time", f"{summary['wall_time_s']:.1f} s on {summary['device']}"),
+        ("wall time", f"{summary['wall_time_s']:.1f} s on {summary['device']}"
+         + (f" ({summary['wall_time_total_s']:.1f} s with the sessions before the resume)"
+            if "wall_time_total_s" in summary else "")),
     ]
     for key, value in rows:
         table.add_row(key, value)
@@ -90,25 +95,25 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 
 def aggregate_tables(agg: "Aggregate") -> list[Table]:
-    """The sweep report in the terminal: arms, then paired comparisons with their baselines."""
-    from strf_runner.results.report import ARM_COLUMNS, COMPARISON_COLUMNS, arm_cells, comparison_cells
+    """The sweep report in the terminal: arms, then paired comparisons with their baselines, then the
+    runs left out of both (failed, unfinished, corrupt) with their errors."""
+    from strf_runner.results.report import ARM_COLUMNS, COMPARISON_COLUMNS, arm_cells, comparison_cells, status_counts
 
-    counts = agg.runs["status"].value_counts()
-    title = (
-        f"Sweep: {counts.get('finished', 0)} finished, {counts.get('failed', 0)} failed, "
-        f"{counts.get('unfinished', 0)} unfinished runs (test cc_norm; CI: bootstrap over neurons)"
-    )
+    title = f"Sweep: {status_counts(agg.runs)} runs (test cc_norm; CI: bootstrap over neurons)"
+    problems = agg.runs[agg.runs["status"] != "finished"][["status", "path", "error"]].astype(str)
     tables = []
     for rows, columns, heading in (
         ([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS, title),
         ([comparison_cells(r) for _, r in agg.comparisons.iterrows()], COMPARISON_COLUMNS,
          "Paired per-neuron differences vs baseline (Wilcoxon signed-rank)"),
+        (problems.to_dict("records"), [("status", "status"), ("path", "run dir"), ("error", "error")],
+         "Runs not in the tables" if len(agg.arms) else title),
     ):
         if not rows:
             continue
         table = Table(title=heading, title_justify="left")
         for key, name in columns:
-            table.add_column(name, justify="left" if key in ("arm", "baseline") else "right")
+            table.add_column(name, justify="left" if key in ("arm", "baseline", "status", "path", "error") else "right")
         for r in rows:
             table.add_row(*(r[key] for key, _ in columns))
         tables.append(table)

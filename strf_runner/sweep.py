@@ -21,17 +21,18 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from strf_runner.atomic import atomic_path
+from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import Aggregate, aggregate
 from strf_runner.results.collect import (
-    FAILED,
     collect_runs,
     config_hash,
     find_finished,
     find_interrupted,
+    is_run_dir,
     read_run,
 )
 from strf_runner.results.report import write_report
-from strf_runner.results.rundir import RunDir
+from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
 
 COPIED = ("config.yaml", "neurons.csv", "history.csv", "best.pt")
 
@@ -45,9 +46,8 @@ def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> di
     found = _search(roots, find_finished, _hash(cfg), job_dir)
     if found is None:
         return None
-    _copy_into(job_dir, found, COPIED)
     summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
-    RunDir(job_dir).write_summary(summary)
+    _copy_into(job_dir, found, COPIED, summary=summary)
     return summary
 
 
@@ -58,7 +58,7 @@ def prepare_resume(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> Pa
     job_dir = Path(job_dir).resolve()
     found = _search(roots, find_interrupted, _hash(cfg))
     if found is not None and found.resolve() != job_dir:
-        _copy_into(job_dir, found, ("last.pt", *COPIED))
+        _copy_into(job_dir, found, (LAST_STATE, *COPIED))
     return found
 
 
@@ -77,13 +77,16 @@ def _search(
     return None
 
 
-def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...]) -> None:
-    """Claim ``job_dir`` and copy the files ``names`` that ``source`` has into it, each atomically."""
-    RunDir(job_dir).claim()
-    for name in names:
-        if (source / name).is_file():
-            with atomic_path(job_dir / name) as tmp:
-                shutil.copyfile(source / name, tmp)
+def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...], summary: dict[str, Any] | None = None) -> None:
+    """Own ``job_dir`` while copying the files ``names`` that ``source`` has into it, each atomically,
+    and then writing ``summary`` (if given) last."""
+    with RunDir(job_dir).owned() as run:
+        for name in names:
+            if (source / name).is_file():
+                with atomic_path(job_dir / name) as tmp:
+                    shutil.copyfile(source / name, tmp)
+        if summary is not None:
+            run.write_summary(summary)
 
 
 def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str) -> None:
@@ -111,11 +114,24 @@ def report(
     dirs: list[str | Path], baseline: str = "frontend=native", out: str | Path | None = None,
     console: Console | None = None,
 ) -> tuple[Aggregate, dict[str, Path]]:
-    """Aggregate every run under ``dirs``, write the report (default ``<first dir>/aggregate``), print it."""
+    """Aggregate every run under ``dirs``, write the report and print it. It goes to ``out``, by default
+    ``<first dir>/aggregate``, or ``<run dir>-aggregate`` beside it when the first dir is itself a run
+    dir; ResultsError if it would lie inside any run dir: a run is never written into."""
     from strf_runner.display import aggregate_tables
 
-    agg = aggregate(collect_runs(list(dirs)), baseline=baseline)
-    out_dir = Path(out) if out is not None else Path(dirs[0]) / "aggregate"
+    runs = collect_runs(list(dirs))
+    if out is not None:
+        out_dir = Path(out)
+    elif is_run_dir(dirs[0]):
+        run = Path(dirs[0]).resolve()
+        out_dir = run.with_name(f"{run.name}-aggregate")
+    else:
+        out_dir = Path(dirs[0]) / "aggregate"
+    inside = next((r.path for r in runs if out_dir.resolve().is_relative_to(r.path.resolve())), None)
+    if inside is not None:
+        raise ResultsError(f"{out_dir} is inside the run dir {inside}, and a run dir is never written into: "
+                           "choose another --out")
+    agg = aggregate(runs, baseline=baseline)
     files = write_report(agg, out_dir, [str(d) for d in dirs])
     if console is not None:
         for table in aggregate_tables(agg):

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from scipy import stats as sps
 
+from strf_runner.sweep import AggregateCallback
+from tests.results.test_aggregate import config, scores, write_run
 from tests.test_cli import TINY, strf_run
 
 FRONTENDS = ["native", "native_pcen", "mel"]
@@ -76,6 +79,19 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     runs = pd.read_csv(sweep / "aggregate" / "runs.csv")
     assert sorted(runs["status"]) == ["failed", "finished"]
     assert "1 failed" in (sweep / "aggregate" / "report.md").read_text()
+
+
+def test_the_end_of_sweep_aggregate_lists_a_corrupt_run(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for k, fe in enumerate(("native", "leaf", "mel")):
+        write_run(sweep / f"{k}_{fe}-s0", config(fe, 0), scores(fe, 0))
+    (sweep / "1_leaf-s0" / "summary.json").write_text('{"test_mean_cc_norm": 0.6')  # cut short by a full disk
+    AggregateCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert "2 finished, 0 failed, 0 unfinished, 1 corrupt" in " ".join(capsys.readouterr().out.split())
+    runs = pd.read_csv(sweep / "aggregate" / "runs.csv")
+    assert list(runs["status"]) == ["finished", "corrupt", "finished"]
+    assert runs["error"][1].startswith(f"cannot read {sweep / '1_leaf-s0' / 'summary.json'}: ")
+    assert list(pd.read_csv(sweep / "aggregate" / "comparisons.csv")["arm"]) == ["frontend=mel"]
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):

@@ -4,8 +4,10 @@ An *arm* is everything in a run's config except its seeds and where it ran (devi
 runs that differ only in seed are replicates of one arm. Arms are labelled by the keys that vary
 across the runs: the front-end, model and dataset names first, then any other key that varies
 independently of those names (e.g. ``trainer.lr`` in a learning-rate sweep; ``frontend.lr`` is not
-shown, as it only follows the front-end). Each arm is compared with its baseline arm: the arm equal
-to it except for matching the baseline selector (``frontend=native`` by default).
+shown, as it only follows the front-end); a key a run's config lacks (``dataset.path`` of a synthetic
+dataset) is left out of its label, and counts as null when telling arms apart. Each arm is compared
+with its baseline arm: the arm equal to it except for matching the baseline selector
+(``frontend=native`` by default). A run whose config.yaml cannot be read belongs to no arm.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ NOT_ARM = VOLATILE_KEYS | SEED_KEYS | DEVICE_KEYS
 class Aggregate:
     """Everything a sweep report shows.
 
-    runs: one row per run dir (status, arm, seed, scores, error). arms: one row per arm.
+    runs: one row per run dir (status, arm, seed, scores, error; no arm for a run without a readable
+    config). arms: one row per arm.
     comparisons: one row per arm with a baseline. per_neuron: arm x neuron, cc_norm averaged over
     the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
     """
@@ -64,7 +67,17 @@ def label_keys(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def arm_label(config: dict[str, Any], keys: list[str]) -> str:
-    return " ".join(f"{SHORT.get(k, k)}={_value(config.get(k))}" for k in keys)
+    """'frontend=leaf trainer.lr=0.001': the run's value of each label key it has."""
+    return " ".join(f"{SHORT.get(k, k)}={_value(config[k])}" for k in keys if k in config)
+
+
+def arm_labels(configs: list[dict[str, Any]], keys: list[str]) -> list[str | None]:
+    """Each run's arm label: runs equal on every label key (a missing key counting as null, as in
+    ``config_hash``) share the first one's label. None for a run without a config."""
+    first: dict[tuple[str, ...], str] = {}
+    return [
+        first.setdefault(tuple(repr(c.get(k)) for k in keys), arm_label(c, keys)) if c else None for c in configs
+    ]
 
 
 def parse_selector(selector: str) -> tuple[str, str]:
@@ -80,9 +93,9 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggre
     """Group runs into arms and compute the sweep's tables (see ``Aggregate``)."""
     if not runs:
         raise ResultsError("no run directories found (a run dir holds the config.yaml every run writes first)")
-    keys = label_keys([r.config for r in runs])
-    labels = [arm_label(r.config, keys) for r in runs]
-    order = list(dict.fromkeys(labels))
+    keys = label_keys([r.config for r in runs if r.config])
+    labels = arm_labels([r.config for r in runs], keys)
+    order = [label for label in dict.fromkeys(labels) if label is not None]
     run_rows = [_run_row(r, label) for r, label in zip(runs, labels)]
 
     per_neuron_cols: dict[str, pd.Series] = {}
@@ -121,7 +134,7 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggre
     )
 
 
-def _run_row(r: RunRecord, arm: str) -> dict[str, Any]:
+def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
     s = r.summary
     return {
         "arm": arm,
@@ -129,7 +142,7 @@ def _run_row(r: RunRecord, arm: str) -> dict[str, Any]:
         "status": r.status,
         "test_mean_cc_norm": s.get("test_mean_cc_norm", math.nan),
         "test_median_cc_norm": s.get("test_median_cc_norm", math.nan),
-        "best_val": s.get(f"best_{r.config.get('trainer.monitor', 'val_cc_norm')}", math.nan),
+        "best_val": s.get(f"best_{s.get('monitor', r.config.get('trainer.monitor', 'val_cc_norm'))}", math.nan),
         "n_params": s.get("n_params"),
         "wall_time_s": s.get("wall_time_s", math.nan),
         "reused_from": s.get("reused_from", ""),
@@ -145,8 +158,6 @@ def _mean_over_seeds(finished: list[RunRecord]) -> pd.Series | None:
     columns = []
     for r in finished:
         t = r.neurons()
-        if not {"id", "cc_norm", "valid"} <= set(t.columns):
-            raise ResultsError(f"{r.path}/neurons.csv lacks the id, cc_norm or valid column")
         columns.append(t["cc_norm"].where(t["valid"].astype(bool)).set_axis(t["id"].astype(str)))
     return pd.concat(columns, axis=1).mean(axis=1, skipna=True)
 
@@ -165,6 +176,7 @@ def _arm_row(
         "runs": len(finished),
         "failed": sum(r.status == "failed" for r in members),
         "unfinished": sum(r.status == "unfinished" for r in members),
+        "corrupt": sum(r.status == "corrupt" for r in members),
         "seeds": " ".join(str(r.seed) for r in finished),
         "mean_cc_norm": summary.mean,
         "ci_low": summary.ci_low,
@@ -179,12 +191,14 @@ def _arm_row(
 
 
 def _baselines(
-    runs: list[RunRecord], labels: list[str], keys: list[str], base_key: str, base_value: str
+    runs: list[RunRecord], labels: list[str | None], keys: list[str], base_key: str, base_value: str
 ) -> dict[str, str]:
     """arm -> the arm with the same label values except ``base_key`` = base_value (if it exists)."""
     by_values: dict[tuple, str] = {}
     values_of: dict[str, dict[str, str]] = {}
     for r, label in zip(runs, labels):
+        if label is None:
+            continue
         values = {k: _value(r.config.get(k)) for k in keys}
         values_of[label] = values
         by_values[tuple(sorted(values.items()))] = label

@@ -2,7 +2,9 @@
 
 A run directory is any folder with the run's own ``config.yaml`` (written first by every run). Its
 status: ``finished`` (summary.json, written last), ``failed`` (failed.json, written by a sweep job
-that raised) or ``unfinished`` (neither: killed, or still running).
+that raised), ``unfinished`` (neither: killed, or still running) or, in a report, ``corrupt`` (a file
+the report needs cannot be read: config.yaml, summary.json, failed.json, or a finished run's
+neurons.csv; the record's error names the file and what is wrong).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any, Iterator
 
 import pandas as pd
 import yaml
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from strf_runner.errors import ResultsError
-from strf_runner.results.rundir import SUMMARY
+from strf_runner.results.rundir import FAILED, LAST_STATE, SUMMARY
 
 CONFIG = "config.yaml"
-FAILED = "failed.json"
 NEURONS = "neurons.csv"
 
 # keys that say where or how fast a run ran, not what it computed: not part of its identity
@@ -71,28 +73,63 @@ class RunRecord:
     """One run directory as found on disk."""
 
     path: Path
-    status: str  # finished | failed | unfinished
-    config: dict[str, Any]  # flattened resolved config
+    status: str  # finished | failed | unfinished | corrupt
+    config: dict[str, Any]  # flattened resolved config ({} when config.yaml is unreadable)
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    _neurons: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def seed(self) -> Any:
         return self.config.get("seed")
 
     def neurons(self) -> pd.DataFrame:
-        """The run's per-neuron table (finished runs only)."""
-        path = self.path / NEURONS
-        try:
-            return pd.read_csv(path, dtype={"id": str})
-        except (OSError, ValueError) as err:
-            raise ResultsError(f"cannot read {path}: {err}") from err
+        """The run's per-neuron table (finished runs only), read once; ResultsError naming the file if
+        it cannot be read or is not one row per neuron with an id, a numeric cc_norm and a true/false valid."""
+        if self._neurons is None:
+            self._neurons = _read_neurons(self.path / NEURONS)
+        return self._neurons
+
+
+def _read_neurons(path: Path) -> pd.DataFrame:
+    """A neurons.csv as a report needs it; ResultsError naming the file and what is wrong otherwise."""
+    try:
+        table = pd.read_csv(path, dtype={"id": str})
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+    missing = [c for c in ("id", "cc_norm", "valid") if c not in table.columns]
+    if missing:
+        problem = f"lacks the {' and '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+    elif table.empty:
+        problem = "holds no neurons"
+    elif not is_numeric_dtype(table["cc_norm"]):
+        problem = "has cc_norm values that are not numbers"
+    elif not is_bool_dtype(table["valid"]):
+        problem = "has a valid column that is not all True / False (cut short?)"
+    elif table["id"].isna().any() or not table["id"].is_unique:
+        problem = "has missing or repeated neuron ids"
+    else:
+        return table
+    raise ResultsError(f"{path} {problem}")
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (YAML and pandas spread theirs over several)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a run directory (holds the config.yaml every run writes first)."""
+    return (Path(path) / CONFIG).is_file()
 
 
 def find_run_dirs(root: str | Path) -> Iterator[Path]:
     """Every run directory at or below ``root`` (hidden folders such as .hydra, .submitit skipped)."""
     root = Path(root)
-    if (root / CONFIG).is_file():
+    if is_run_dir(root):
         yield root
         return
     if not root.is_dir():
@@ -107,13 +144,13 @@ def _natural_key(path: Path) -> list:
 
 
 def read_run(path: str | Path) -> RunRecord:
-    """Status, config and (if finished) summary of one run directory."""
+    """Status, config and (if finished) summary of one run directory; ResultsError naming the file
+    if its config.yaml, summary.json or failed.json cannot be read."""
     path = Path(path)
-    try:
-        config = yaml.safe_load((path / CONFIG).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ResultsError(f"cannot read {path / CONFIG}: {err}") from err
-    flat = flatten(config)
+    return _with_status(path, flatten(_read_config(path / CONFIG)))
+
+
+def _with_status(path: Path, flat: dict[str, Any]) -> RunRecord:
     if (path / SUMMARY).is_file():
         return RunRecord(path, "finished", flat, summary=_read_json(path / SUMMARY))
     if (path / FAILED).is_file():
@@ -121,15 +158,32 @@ def read_run(path: str | Path) -> RunRecord:
     return RunRecord(path, "unfinished", flat)
 
 
+def survey_run(path: str | Path) -> RunRecord:
+    """One run directory as a report sees it, never raising: ``read_run``'s record, with a finished
+    run's neurons.csv read and checked too; status ``corrupt`` (the reason as its error, its config
+    when config.yaml itself is readable) where any of those files cannot be read."""
+    path = Path(path)
+    flat: dict[str, Any] = {}
+    try:
+        flat = flatten(_read_config(path / CONFIG))
+        record = _with_status(path, flat)
+        if record.status == "finished":
+            record.neurons()
+    except ResultsError as err:
+        return RunRecord(path, "corrupt", flat, error=str(err))
+    return record
+
+
 def collect_runs(roots: list[str | Path]) -> list[RunRecord]:
-    """Every run under the given folders (each a sweep dir, a folder of sweeps, or one run dir)."""
+    """Every run under the given folders (each a sweep dir, a folder of sweeps, or one run dir), each
+    as ``survey_run`` reads it: a run dir with unreadable files is listed as corrupt, never dropped."""
     seen: set[Path] = set()
     runs = []
     for root in roots:
         for path in find_run_dirs(root):
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                runs.append(read_run(path))
+                runs.append(survey_run(path))
     return runs
 
 
@@ -154,7 +208,7 @@ def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
     return None
 
 
-def find_interrupted(root: str | Path, wanted_hash: str, state: str = "last.pt") -> Path | None:
+def find_interrupted(root: str | Path, wanted_hash: str, state: str = LAST_STATE) -> Path | None:
     """An unfinished run below ``root`` with a saved training state whose config.yaml hashes to
     ``wanted_hash`` (so it can be resumed), if any."""
     for config in _visible(root, CONFIG):
@@ -162,15 +216,41 @@ def find_interrupted(root: str | Path, wanted_hash: str, state: str = "last.pt")
         if (run / SUMMARY).exists() or not (run / state).is_file():
             continue
         try:
-            if config_hash(yaml.safe_load(config.read_text()) or {}) == wanted_hash:
+            if config_hash(_read_config(config)) == wanted_hash:
                 return run
-        except (OSError, yaml.YAMLError):
+        except ResultsError:
             continue
     return None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
+    """A run file's text; ResultsError naming the file if it cannot be read or is empty."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
     except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read {path}: {err}") from err
+        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+    if not text.strip():
+        raise ResultsError(f"{path} is empty")
+    return text
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A run's config.yaml as a nested dict; ResultsError naming the file if it is not one."""
+    try:
+        config = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError as err:
+        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+    if not isinstance(config, dict) or not config:
+        raise ResultsError(f"{path} is not a mapping of config keys")
+    return config
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object (summary.json, failed.json); ResultsError naming the file if it is not one."""
+    try:
+        value = json.loads(_read_text(path))
+    except ValueError as err:
+        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path} is not a JSON object")
+    return value

@@ -2,6 +2,7 @@
 
 Files (in ``<sweep dir>/aggregate/`` by default), each written atomically:
 arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png.
+Failed, unfinished and corrupt runs are counted per arm and listed with their error.
 """
 
 from __future__ import annotations
@@ -43,20 +44,32 @@ def _num(v: Any, spec: str = ".3f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else str(v)
 
 
+def status_counts(runs: pd.DataFrame) -> str:
+    """'6 finished, 1 failed, 1 unfinished' for a runs table, then ', 2 corrupt' if any are."""
+    counts = runs["status"].value_counts()
+    text = ", ".join(f"{counts.get(status, 0)} {status}" for status in ("finished", "failed", "unfinished"))
+    return text + (f", {counts['corrupt']} corrupt" if counts.get("corrupt", 0) else "")
+
+
+def _is_count(v: Any) -> bool:
+    """A single parameter count (pandas makes the column float when an arm without finished runs has none)."""
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def arm_cells(row: pd.Series) -> dict[str, str]:
     """Display strings for one row of the arms table."""
     sd = "" if not math.isfinite(row["seed_sd"]) else f" ± {row['seed_sd']:.3f}"
     params = row["n_params"]
     return {
         "arm": row["arm"],
-        "runs": f"{row['runs']}" + (f" (+{row['failed']} failed)" if row["failed"] else "")
-        + (f" (+{row['unfinished']} unfinished)" if row["unfinished"] else ""),
+        "runs": f"{row['runs']}"
+        + "".join(f" (+{row[status]} {status})" for status in ("failed", "unfinished", "corrupt") if row[status]),
         "mean_cc_norm": _num(row["mean_cc_norm"]),
         "ci": f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]",
         "median_cc_norm": _num(row["median_cc_norm"]),
         "seed_mean_sd": _num(row["seed_mean"]) + sd,
         "n_valid": str(row["n_valid"]),
-        "n_params": f"{params:,}" if isinstance(params, int) else _num(params),
+        "n_params": f"{params:,.0f}" if _is_count(params) else _num(params),
         "wall_time_s": _num(row["wall_time_s"], ".0f"),
     }
 
@@ -82,13 +95,10 @@ def markdown_table(rows: list[dict[str, str]], columns: list[tuple[str, str]]) -
 
 def markdown_report(agg: Aggregate, sources: list[str], figure: str | None) -> str:
     runs = agg.runs
-    counts = runs["status"].value_counts()
     text = [
         "# Sweep report",
         "",
-        f"Runs from: {', '.join(f'`{s}`' for s in sources)}. "
-        f"{counts.get('finished', 0)} finished, {counts.get('failed', 0)} failed, "
-        f"{counts.get('unfinished', 0)} unfinished.",
+        f"Runs from: {', '.join(f'`{s}`' for s in sources)}. {status_counts(runs)}.",
         "",
         "Test cc_norm per arm: per neuron averaged over the arm's seeds, then over valid neurons; the CI is a "
         "95 % percentile bootstrap over neurons (10,000 resamples). Mean over seeds ± SD uses each run's own mean.",
@@ -127,7 +137,7 @@ def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str]) -> dic
         arms = agg.arms[["arm", "n_params", "seed_mean", "seed_sd"]].rename(
             columns={"seed_mean": "mean_cc_norm", "seed_sd": "sd_cc_norm"}
         )
-        arms = arms[arms["n_params"].map(lambda v: isinstance(v, int))]
+        arms = arms[arms["n_params"].map(_is_count)]
         fig = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
         files["figure"] = save_png(fig, out / "comparison.png")
         figure = "comparison.png"

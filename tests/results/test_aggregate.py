@@ -16,6 +16,7 @@ from strf_runner.cli import report_main
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate, label_keys
 from strf_runner.results.collect import (
+    RunRecord,
     collect_runs,
     config_hash,
     find_finished,
@@ -135,6 +136,27 @@ def test_labels_show_independently_varying_keys_only():
     assert label_keys([_flat(config("native", s)) for s in (0, 1)]) == ["frontend.name", "model.name"]
 
 
+def test_a_key_a_run_lacks_is_not_in_its_label():
+    """synth has no dataset.path; two hdf5 files under one dataset name are told apart by it."""
+    synth = [_flat(config("native", s)) for s in (0, 1)]
+    hdf5 = [_flat(config("native", s) | {"dataset": {"name": "hdf5", "path": f"/data/{f}.h5"}})
+            for f in ("a", "b") for s in (0, 1)]
+    runs = [RunRecord(Path(f"r{k}"), "unfinished", c) for k, c in enumerate(synth + hdf5)]
+    assert list(aggregate(runs).arms["arm"]) == [
+        "dataset=synth", "dataset=hdf5 dataset.path=/data/a.h5", "dataset=hdf5 dataset.path=/data/b.h5",
+    ]
+
+
+def test_a_missing_key_and_a_null_one_are_one_arm():
+    """An older run without trainer.grad_clip and a newer one with it null computed the same thing."""
+    old = _flat(config("native", 0))
+    new = [{**_flat(config("native", s)), "trainer.grad_clip": clip} for s, clip in ((1, None), (0, 1.0))]
+    agg = aggregate([RunRecord(Path(f"r{k}"), "unfinished", c) for k, c in enumerate([old, *new])])
+    plain, clipped = "frontend=native model=linear", "frontend=native model=linear trainer.grad_clip=1"
+    assert list(agg.arms["arm"]) == [plain, clipped]
+    assert list(agg.runs["arm"]) == [plain, plain, clipped]
+
+
 def _flat(cfg: dict) -> dict:
     from strf_runner.results.collect import flatten
 
@@ -180,3 +202,33 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(ResultsError, match="KEY=VALUE"):
         aggregate(collect_runs([]) or [read_run(write_run(tmp_path / "r", config("leaf", 0), scores("leaf", 0)))],
                   baseline="native")
+
+
+def test_report_on_a_finished_run_dir_writes_beside_it(tmp_path, monkeypatch, capsys):
+    run = write_run(tmp_path / "runs" / "leaf-s0", config("leaf", 0), scores("leaf", 0))
+    before = sorted(p.name for p in run.iterdir())
+    report_main([str(run)])
+    assert (tmp_path / "runs" / "leaf-s0-aggregate" / "report.md").is_file()
+    assert f"aggregate: {tmp_path / 'runs' / 'leaf-s0-aggregate'}" in capsys.readouterr().out
+    monkeypatch.chdir(run)
+    report_main(["."])
+    assert sorted(p.name for p in run.iterdir()) == before  # a finished run is never written into
+
+
+def test_report_out_of_several_dirs(sweep, tmp_path):
+    other = write_run(tmp_path / "runs" / "leaf-s9", config("leaf", 9), scores("leaf", 9))
+    report_main([str(sweep), str(other)])
+    assert len(pd.read_csv(sweep / "aggregate" / "runs.csv")) == 9
+    report_main([str(other), str(sweep)])
+    assert len(pd.read_csv(tmp_path / "runs" / "leaf-s9-aggregate" / "runs.csv")) == 9
+    assert not (other / "aggregate").exists()
+
+
+def test_report_refuses_to_write_into_a_run_dir(sweep, capsys):
+    run = sweep / "0_native-s0"
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(SystemExit) as err:
+        report_main([str(sweep), "--out", str(run / "agg")])
+    assert err.value.code == 2
+    assert capsys.readouterr().err.startswith(f"strf-report: error: {run / 'agg'} is inside the run dir {run}")
+    assert sorted(p.name for p in run.iterdir()) == before
