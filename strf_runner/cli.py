@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import math
 import os
 import signal
@@ -24,8 +25,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from rich.console import Console
 
 from strf_runner.config import SCHEMAS, RunConfig
-from strf_runner.errors import StrfRunnerError
-from strf_runner.results.collect import FAILED
+from strf_runner.errors import StrfRunnerError, print_warnings_as_lines
+from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
 from strf_runner.training.device import keep_freed_memory
 
 PROG = "strf-run"
@@ -45,13 +46,12 @@ def register_configs() -> None:
 def _task(cfg: DictConfig) -> float:
     """One run. Returns its best validation score: what a sweeper (Optuna) optimises, never the test set."""
     from strf_runner.display import epoch_progress, summary_table
-    from strf_runner.experiment import LAST_STATE, run_experiment
+    from strf_runner.experiment import run_experiment
 
     run_cfg: RunConfig = OmegaConf.to_object(cfg)
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     label = f"{run_cfg.frontend.name}->{run_cfg.model.name} seed {run_cfg.seed}"
-    score_key = f"best_{run_cfg.trainer.monitor}"
     out = Console()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if sweep:
@@ -59,34 +59,46 @@ def _task(cfg: DictConfig) -> float:
 
         if run_cfg.reuse_finished:
             roots = [run_cfg.sweep_root, hydra_cfg.sweep.dir]
-            summary = reuse_finished(run_cfg, job_dir, roots)
+            try:
+                summary = reuse_finished(run_cfg, job_dir, roots)
+                interrupted = None if summary is not None else prepare_resume(run_cfg, job_dir, roots)
+            except StrfRunnerError as err:  # this job's own dir, finished before, is unreadable now
+                print(f"{PROG}: {label}: {err}; left as it is (strf-report lists it); the sweep goes on",
+                      file=sys.stderr)
+                return math.nan
             if summary is not None:
                 out.print(f"{label}: already finished in {summary['reused_from']}; reused", soft_wrap=True)
-                return summary.get(score_key, math.nan)
-            interrupted = prepare_resume(run_cfg, job_dir, roots)
+                return best_validation_score(summary, run_cfg)
             if interrupted is not None:
                 out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
                 run_cfg = dataclasses.replace(run_cfg, resume=True)
-        (job_dir / FAILED).unlink(missing_ok=True)
+    resume_hint = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
     try:
         result = run_experiment(
-            run_cfg, job_dir, progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True))
+            run_cfg, job_dir, progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True)),
+            records=hydra_records(cfg, hydra_cfg),
         )
     except KeyboardInterrupt:
-        if (job_dir / LAST_STATE).is_file():
-            how = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
-            print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {how}",
+        if resumable(job_dir):
+            print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}",
                   file=sys.stderr)
         raise
     except Exception as err:  # Ctrl-C (KeyboardInterrupt) is not an Exception: it still stops a sweep
+        message = error_line(err)
+        if resumable(job_dir) and "resume=true" not in message:
+            message += f"; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}"
         if not sweep:
-            if isinstance(err, StrfRunnerError):  # one line, before Hydra adds its own error report
-                print(f"{PROG}: error: {err}", file=sys.stderr)
+            if isinstance(err, (StrfRunnerError, OSError)):  # one line, before Hydra adds its own error report
+                remove_if_empty(job_dir)
+                print(f"{PROG}: error: {message}", file=sys.stderr)
                 sys.exit(2)
             raise
-        message = error_line(err)
-        record_failure(job_dir, run_cfg, err, message)
-        print(f"{PROG}: {label} failed: {message} (see {job_dir / FAILED}); the sweep goes on", file=sys.stderr)
+        try:
+            record_failure(job_dir, run_cfg, err, message)
+            where = f" (see {job_dir / FAILED})"
+        except OSError as record_err:  # a full disk cannot take failed.json either
+            where = f" (and {error_line(record_err)})"
+        print(f"{PROG}: {label} failed: {message}{where}; the sweep goes on", file=sys.stderr)
         return math.nan
     out.print(summary_table(result.summary))
     if run_cfg.analysis == "full":
@@ -95,13 +107,69 @@ def _task(cfg: DictConfig) -> float:
         index = analyze_run(result.run_dir, log=lambda step: print(f"analysis: {step}", file=sys.stderr))
         out.print(f"analysis: {len(index['files'])} files in {result.run_dir / 'analysis'}", soft_wrap=True)
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
-    return result.summary[score_key]
+    return best_validation_score(result.summary, run_cfg)
+
+
+def resumable(job_dir: Path) -> bool:
+    """The run in ``job_dir`` stopped after saving a training state, and no other run owns the dir."""
+    run = RunDir(job_dir)
+    return run.interrupted and not run.in_use
+
+
+def best_validation_score(summary: dict, cfg: RunConfig) -> float:
+    """What a sweeper optimises: the best score of the monitor early stopping used (it may have fallen
+    back from val_cc_norm to val_cc where the validation data have no repeats)."""
+    monitor = summary.get("monitor", cfg.trainer.monitor)
+    return summary.get(f"best_{monitor}", math.nan)
+
+
+def hydra_records(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
+    """Hydra's record of a run (.hydra/config.yaml, hydra.yaml, overrides.yaml), written by the run
+    itself once it owns its dir (conf sets hydra.output_subdir=null so that Hydra writes nothing first)."""
+    return {
+        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
+        ".hydra/hydra.yaml": OmegaConf.to_yaml({"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}),
+        ".hydra/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
+    }
+
+
+def remove_if_empty(job_dir: Path) -> None:
+    """A run refused before it wrote anything leaves no folder: remove the empty one Hydra made for it,
+    and the folders above it that are now empty, up to the working directory (outputs/runs/<date>)."""
+    cwd = Path.cwd().resolve()
+    folder = job_dir.resolve()
+    while folder != cwd:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            return
+        if cwd not in folder.parents:
+            return
+        folder = folder.parent
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a failed file-system operation, naming the path."""
+    path = str(err.filename) if err.filename is not None else "?"
+    shown = path if len(path) <= 120 else path[:60] + "..." + path[-40:]
+    if err.errno == errno.ENOSPC:
+        return f"disk full at {shown}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied at {shown}: choose a folder you can write (hydra.run.dir, STRF_RUNNER_DATA)"
+    if err.errno == errno.EROFS:
+        return f"read-only file system at {shown}"
+    if err.errno == errno.ENAMETOOLONG:
+        return (f"file name too long: {shown} ({len(Path(path).name)} characters; a name is limited to 255 bytes): "
+                "shorten run_name or hydra.run.dir")
+    return f"{err.strerror or type(err).__name__} at {shown}"
 
 
 def error_line(err: BaseException) -> str:
-    """One line for an error: the project's own message, or the config key at fault."""
+    """One line for an error: the project's own message, the file-system failure, or the config key at fault."""
     if isinstance(err, StrfRunnerError):
         return str(err)
+    if isinstance(err, OSError) and err.errno is not None:  # Hydra's MissingConfigException is an OSError too
+        return os_error_line(err)
     cause = err
     while not isinstance(cause, OmegaConfBaseException) and cause.__cause__ is not None:
         cause = cause.__cause__
@@ -134,10 +202,11 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     keep_freed_memory()
     register_configs()
+    print_warnings_as_lines(PROG)
     signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept
     try:
         _task()
-    except (StrfRunnerError, HydraException, OmegaConfBaseException, ValueError) as err:
+    except (StrfRunnerError, HydraException, OmegaConfBaseException, ValueError, OSError) as err:
         if show_traceback:
             raise
         print(f"{PROG}: error: {error_line(err)}", file=sys.stderr)
@@ -158,14 +227,17 @@ def report_main(argv: list[str] | None = None) -> None:
         description="Aggregate the runs under one or more sweep dirs into one comparison: per arm (front-end x "
         "model x any other varied key) test cc_norm with bootstrap CIs over neurons and mean +- SD over seeds; per "
         "arm against its baseline the paired per-neuron difference, its CI, a Wilcoxon signed-rank p and the share "
-        "of neurons improved. Writes CSV, report.md and comparison.png; lists failed and unfinished runs.",
+        "of neurons improved. Writes CSV, report.md and comparison.png; lists failed and unfinished runs, and "
+        "corrupt ones (a config.yaml, summary.json, failed.json or neurons.csv that cannot be read) with the reason.",
         epilog="Example: strf-report outputs/multirun/2026-11-28/14-03-11 --baseline frontend=native",
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep dirs, folders of sweeps, or run dirs")
     parser.add_argument("--baseline", default="frontend=native", help="KEY=VALUE naming the baseline arm "
                         "(default frontend=native; each arm is compared with the arm equal to it but for this)")
-    parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate; when the first "
+                        "dir is a run dir, <run dir>-aggregate beside it, as a finished run is never written into)")
     args = parser.parse_args(argv)
+    print_warnings_as_lines("strf-report")
     from strf_runner.display import wide_console
     from strf_runner.sweep import report
 
@@ -191,6 +263,7 @@ def analyze_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stimulus", type=int, help="dataset index of the stimulus to show (default: first test one)")
     parser.add_argument("--wav", type=int, default=3, help="receptive fields written as WAV (best neurons; default 3)")
     args = parser.parse_args(argv)
+    print_warnings_as_lines("strf-analyze")
     from strf_runner.analysis.run_analysis import analyze_run
 
     for run in args.runs:
@@ -233,6 +306,7 @@ def predict_main(argv: list[str] | None = None) -> None:
                         "not the result)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
+    print_warnings_as_lines("strf-predict")
     if not args.wav and not args.dataset_stimulus:
         parser.error("give at least one --wav FILE or --dataset-stimulus INDEX")
     import numpy as np

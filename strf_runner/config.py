@@ -8,13 +8,14 @@ not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_ex
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from omegaconf import II, MISSING
 
-from strf_runner.errors import ConfigError
+from strf_runner.errors import ConfigError, StrfRunnerWarning
 
 
 @dataclass
@@ -283,16 +284,17 @@ def validate(cfg: RunConfig) -> None:
     """Check values a user is likely to get wrong; raise ConfigError naming the key."""
     t = cfg.trainer
     checks = [
-        (t.lr is None or t.lr > 0, "trainer.lr", t.lr, "must be > 0 (or null: the front-end's lr)"),
-        (cfg.frontend.lr > 0, "frontend.lr", cfg.frontend.lr, "must be > 0"),
-        (t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "must be >= 0"),
+        (t.lr is None or 0 < t.lr < math.inf, "trainer.lr", t.lr, "must be a finite number > 0 (or null: the front-end's lr)"),
+        (0 < cfg.frontend.lr < math.inf, "frontend.lr", cfg.frontend.lr, "must be a finite number > 0"),
+        (0 <= t.weight_decay < math.inf, "trainer.weight_decay", t.weight_decay, "must be a finite number >= 0"),
         (t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "must be >= 1"),
         (t.patience >= 1, "trainer.patience", t.patience, "must be >= 1"),
-        (t.min_delta >= 0, "trainer.min_delta", t.min_delta, "must be >= 0"),
+        (0 <= t.min_delta < math.inf, "trainer.min_delta", t.min_delta, "must be a finite number >= 0"),
         (t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1"),
         (t.mode in ("max", "min"), "trainer.mode", t.mode, "must be 'max' or 'min'"),
         (t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "must be >= 1 or null"),
-        (t.grad_clip is None or t.grad_clip > 0, "trainer.grad_clip", t.grad_clip, "must be > 0 or null"),
+        (t.grad_clip is None or 0 < t.grad_clip < math.inf, "trainer.grad_clip", t.grad_clip,
+         "must be a finite number > 0 or null"),
         (_device_kind(t.device) in DEVICES, "trainer.device", t.device, f"must be one of {DEVICES} (or cuda:N)"),
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
@@ -302,12 +304,16 @@ def validate(cfg: RunConfig) -> None:
         value = getattr(cfg.model, key, None)
         if value is not None:
             checks.append((value >= 1, f"model.{key}", value, "must be >= 1"))
+    path = getattr(cfg.dataset, "path", None)
+    if path is not None:
+        checks.append((str(path).strip() != "", "dataset.path", path, "is empty: give the HDF5 file to read"))
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
     if t.patience > t.max_epochs:
         warnings.warn(
             f"trainer.patience={t.patience} > trainer.max_epochs={t.max_epochs}: early stopping can never trigger",
+            StrfRunnerWarning,
             stacklevel=2,
         )
 

@@ -38,12 +38,13 @@ from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.synth import SynthParams, ensure_synth
-from strf_runner.errors import ConfigError, ResultsError, TrainingError
+from strf_runner.errors import ConfigError, DatasetError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
-from strf_runner.results.collect import FAILED, VOLATILE_KEYS, config_hash, differing_keys, flatten
+from strf_runner.preflight import few_valid_warning, preflight
+from strf_runner.results.collect import VOLATILE_KEYS, config_hash, differing_keys, flatten
 from strf_runner.results.load import load_run
-from strf_runner.results.rundir import RunDir
+from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.device import resolve_device
 from strf_runner.training.checkpoint import save_checkpoint
@@ -153,9 +154,16 @@ def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronS
 
 
 def prepare_fit(
-    cfg: RunConfig, sets: dict[str, NeuralDataset], device: torch.device, checkpoint_path: Path | None = None
+    cfg: RunConfig,
+    sets: dict[str, NeuralDataset],
+    device: torch.device,
+    checkpoint_path: Path | None = None,
+    monitor: str | None = None,
+    state_path: Path | None = None,
 ) -> tuple[EncodingModel, Fitter, dict[str, DeviceLoader]]:
-    """Model, optimiser, fitter and device loaders for the train / val / test ``sets`` (seed first)."""
+    """Model, optimiser, fitter and device loaders for the train / val / test ``sets`` (seed first).
+    monitor: what early stopping watches (default ``trainer.monitor``); checkpoint_path, state_path:
+    the Fitter's best weights and whole training state."""
     model = build_model(cfg, sets["train"]).to(device)
     t = cfg.trainer
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
@@ -176,11 +184,12 @@ def prepare_fit(
         max_epochs=t.max_epochs,
         patience=t.patience,
         min_delta=t.min_delta,
-        monitor=t.monitor,
+        monitor=monitor or t.monitor,
         mode=t.mode,
         track_train_metrics=t.track_train_metrics,
         checkpoint_path=checkpoint_path,
         grad_clip=t.grad_clip,
+        state_path=state_path,
     )
     return model, fitter, loaders
 
@@ -215,105 +224,137 @@ def write_test_predictions(path: Path, predictions: torch.Tensor, stimuli: list[
         )
 
 
-LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
 FAILED_STATE = "failed_state.pt"  # weights and optimiser when training stopped on non-finite values
 
 EpochCallback = Callable[[EpochRecord, float, "int | None"], None]
+
+
+def load_data(cfg: RunConfig, view: str) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
+    """The dataset file, its content (cut to the selected neurons) and the train / val / test sets."""
+    path = dataset_path(cfg)
+    try:
+        content = read_dataset(path, views=(view,))
+    except DatasetError as err:
+        if isinstance(cfg.dataset, (SynthDatasetConfig, NS1DatasetConfig)):  # a cache strf-runner wrote
+            raise DatasetError(f"{err} (a cached file: delete {path} and it is made again)") from err
+        raise
+    neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, cfg.dataset.neurons)
+    if neurons != list(range(len(content.neuron_ids))):
+        content = subset_neurons(content, neurons)
+    sources = [f"dataset.split={cfg.dataset.split}"] if isinstance(cfg.dataset, NS1DatasetConfig) else []
+    sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test") if getattr(cfg.dataset, f"{k}_stimuli") is not None]
+    origin = f"splits set by {', '.join(sources)}" if sources else "the file's own /splits"
+    return path, content, split_datasets(content, view, stimulus_splits(cfg), origin=origin)
 
 
 def run_experiment(
     cfg: RunConfig,
     run_dir: str | Path,
     progress: Callable[[int], ContextManager[EpochCallback]] | None = None,
+    records: dict[str, str] | None = None,
 ) -> RunResult:
     """Fit and test one model as configured; write the run dir; return its summary and tables.
 
+    Everything that can refuse the run (config values, the data, the model against the data, the
+    ownership of ``run_dir``) is checked before the first file is written to ``run_dir``.
+
     progress: called with max_epochs once training starts; the context manager it returns yields
     the callback the fitter calls after every epoch (the CLI's progress bar).
+    records: extra files (relative name -> text) written into the run dir right after it is claimed
+    (the CLI's Hydra record under .hydra/).
     """
     start = time.perf_counter()
     cfg = OmegaConf.to_object(OmegaConf.structured(cfg))  # resolve ${...} defaults, check types
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
     view = frontend_class(cfg.frontend.name).view
-    run = RunDir(run_dir)
-    run.claim()
-    resolved = OmegaConf.structured(cfg)
-    resume_state = _resume_state(cfg, run, OmegaConf.to_container(resolved, resolve=True))
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     if cfg.trainer.threads is not None:
         torch.set_num_threads(cfg.trainer.threads)
     if cfg.trainer.deterministic:
         make_deterministic()
-    run.write_text("config.yaml", OmegaConf.to_yaml(resolved, resolve=True))
-    (run.path / FAILED).unlink(missing_ok=True)
 
-    path = dataset_path(cfg)
-    content = read_dataset(path, views=(view,))
-    neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, cfg.dataset.neurons)
-    if neurons != list(range(len(content.neuron_ids))):
-        content = subset_neurons(content, neurons)
-    sets = split_datasets(content, view, stimulus_splits(cfg))
-
+    path, content, sets = load_data(cfg, view)
+    checks = preflight(cfg, sets)
+    run = RunDir(run_dir)
     seed_everything(cfg.seed)
-    model, fitter, loaders = prepare_fit(cfg, sets, device, checkpoint_path=run.checkpoint)
+    model, fitter, loaders = prepare_fit(
+        cfg, sets, device, checkpoint_path=run.checkpoint, monitor=checks.monitor, state_path=run.path / LAST_STATE
+    )
     info = model_info(cfg, sets["train"])
     warm = warm_start(model, info, cfg.init_from) if cfg.init_from else None
-    run.write_json("model.json", info)
-    t = cfg.trainer
-    fitter.state_path = run.path / LAST_STATE
-    with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
-        fitter.on_epoch_end = on_epoch_end
-        try:
-            fit = fitter.fit(loaders["train"], loaders["val"], resume=resume_state)
-        except TrainingError as err:  # keep what went wrong for inspection, and say so
-            save_checkpoint(run.path / FAILED_STATE, model, optimizer=fitter.optimizer.state_dict())
-            run.write_json(FAILED, {"error": str(err), "type": "TrainingError", "state": FAILED_STATE})
-            raise TrainingError(f"{err} (state saved in {run.path / FAILED_STATE})") from err
-    test = evaluate(model, loaders["test"], fitter.loss_fn)
 
-    table = neuron_table(content.neuron_ids, test.scores)
-    ceiling = truth_scores(content, sets["test"].indices)
-    if ceiling is not None:
-        table["truth_cc_norm"] = ceiling.cc_norm.numpy()
-    run.write_csv("neurons.csv", table)
-    write_test_predictions(run.path / TEST_PREDICTIONS, test.predictions, sets["test"].indices, content.neuron_ids)
-    run.write_csv("history.csv", pd.DataFrame(history_rows(fit.history)))
-    summary = {
-        **score_summary(table, prefix="test_"),
-        "test_loss": test.loss,
-        "n_params": model.n_params(),
-        "lr": learning_rate(cfg),
-        "best_epoch": fit.best_epoch,
-        f"best_{t.monitor}": fit.best_score,
-        "epochs_run": fit.epochs_run,
-        "stop_reason": fit.stop_reason,
-        "wall_time_s": time.perf_counter() - start,
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "seed": cfg.seed,
-        "data_seed": cfg.data_seed,
-        "config_hash": config_hash(OmegaConf.to_container(resolved, resolve=True)),
-        "frontend": cfg.frontend.name,
-        "model": cfg.model.name,
-        "view": view,
-        "dataset": {
-            "config": cfg.dataset.name,
-            "name": content.name,
-            "path": str(path.resolve()),
-            "sha256": file_sha256(path),
-            "native_source": content.attrs.get("native_source"),
-            "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
-            "splits": {k: v.indices for k, v in sets.items()},
-        },
-        "versions": {
-            "strf_runner": strf_runner.__version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-        },
-    }
-    if warm is not None:
-        summary["init_from"] = warm
-    if ceiling is not None:
-        summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
-    run.write_summary(summary)
+    with run.owned(resume=cfg.resume):
+        resume_state = _resume_state(cfg, run, resolved)
+        resumed_at, earlier_wall = (resume_state.epoch, resume_state.wall_time_s) if resume_state else (None, 0.0)
+        for name, text in (records or {}).items():
+            run.write_text(name, text)
+        run.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True))
+        (run.path / FAILED).unlink(missing_ok=True)
+        run.write_json("model.json", info)
+        t = cfg.trainer
+        with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
+            fitter.on_epoch_end = on_epoch_end
+            try:
+                fit = fitter.fit(loaders["train"], loaders["val"], resume=resume_state)
+            except TrainingError as err:  # keep what went wrong for inspection, and say so
+                save_checkpoint(run.path / FAILED_STATE, model, optimizer=fitter.optimizer.state_dict())
+                run.write_json(FAILED, {"error": str(err), "type": "TrainingError", "state": FAILED_STATE})
+                raise TrainingError(f"{err} (state saved in {run.path / FAILED_STATE})") from err
+        test = evaluate(model, loaders["test"], fitter.loss_fn)
+
+        table = neuron_table(content.neuron_ids, test.scores)
+        ceiling = truth_scores(content, sets["test"].indices)
+        if ceiling is not None:
+            table["truth_cc_norm"] = ceiling.cc_norm.numpy()
+        scores = score_summary(table, prefix="test_")
+        few_valid_warning(scores["test_n_valid"], scores["test_n_neurons"], checks)
+        run.write_csv("neurons.csv", table)
+        write_test_predictions(run.path / TEST_PREDICTIONS, test.predictions, sets["test"].indices, content.neuron_ids)
+        run.write_csv("history.csv", pd.DataFrame(history_rows(fit.history)))
+        wall = time.perf_counter() - start
+        summary = {
+            **scores,
+            "test_loss": test.loss,
+            "n_params": model.n_params(),
+            "lr": learning_rate(cfg),
+            "monitor": fitter.monitor,
+            "best_epoch": fit.best_epoch,
+            f"best_{fitter.monitor}": fit.best_score,
+            "epochs_run": fit.epochs_run,
+            "stop_reason": fit.stop_reason,
+            "wall_time_s": wall,
+            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+            "seed": cfg.seed,
+            "data_seed": cfg.data_seed,
+            "config_hash": config_hash(resolved),
+            "frontend": cfg.frontend.name,
+            "model": cfg.model.name,
+            "view": view,
+            "dataset": {
+                "config": cfg.dataset.name,
+                "name": content.name,
+                "path": str(path.resolve()),
+                "sha256": file_sha256(path),
+                "native_source": content.attrs.get("native_source"),
+                "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
+                "splits": {k: v.indices for k, v in sets.items()},
+            },
+            "warnings": checks.warnings,
+            "versions": {
+                "strf_runner": strf_runner.__version__,
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+            },
+        }
+        if resume_state is not None:
+            summary["resumed_from_epoch"] = resumed_at
+            summary["wall_time_earlier_s"] = earlier_wall  # training time of the sessions before the resume
+            summary["wall_time_total_s"] = earlier_wall + wall
+        if warm is not None:
+            summary["init_from"] = warm
+        if ceiling is not None:
+            summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
+        run.write_summary(summary)
     return RunResult(run.path, summary, table, fit)

@@ -66,7 +66,7 @@ def test_finished_run_is_not_overwritten(tmp_path, cache):
         (["trainer.max_epochz=3"], "config key 'trainer.max_epochz' does not exist"),
         (["trainer.lr=fast"], "config key 'trainer.lr'"),
         (["frontend=leafy"], "Could not find 'frontend/leafy'"),
-        (["trainer.lr=-1"], "trainer.lr=-1.0 must be > 0"),
+        (["trainer.lr=-1"], "trainer.lr=-1.0 must be a finite number > 0"),
         (["dataset=hdf5", "dataset.path=missing.h5"], "missing.h5 does not exist"),
     ],
 )

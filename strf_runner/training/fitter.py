@@ -131,7 +131,8 @@ def nan_mean(x: torch.Tensor) -> float:
 
 @dataclass
 class FitState:
-    """Where a fit stands after ``epoch`` epochs: early-stopping state and history.
+    """Where a fit stands after ``epoch`` epochs: early-stopping state, history, and the wall time
+    spent fitting so far (every session of a resumed fit together).
 
     ``save`` writes it with the weights, the optimiser and every random generator (torch, CUDA,
     NumPy, Python, the loader's data-order generator) atomically; ``load`` reads it back and
@@ -143,6 +144,7 @@ class FitState:
     best_epoch: int | None = None
     stale: int = 0
     history: list[EpochRecord] = field(default_factory=list)
+    wall_time_s: float = 0.0
     saved: dict = field(default_factory=dict, repr=False)
 
     def save(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, train: DeviceLoader) -> None:
@@ -156,15 +158,17 @@ class FitState:
         save_checkpoint(
             path, model, optimizer=optimizer.state_dict(), rng=rng, epoch=self.epoch, best=self.best,
             best_epoch=self.best_epoch, stale=self.stale, history=[asdict(r) for r in self.history],
+            wall_time_s=self.wall_time_s,
         )
 
     @classmethod
     def load(cls, path: Path) -> "FitState":
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            history = [EpochRecord(**r) for r in ckpt["history"]]
             return cls(
                 epoch=ckpt["epoch"], best=ckpt["best"], best_epoch=ckpt["best_epoch"], stale=ckpt["stale"],
-                history=[EpochRecord(**r) for r in ckpt["history"]], saved=ckpt,
+                history=history, wall_time_s=ckpt.get("wall_time_s", sum(r.seconds for r in history)), saved=ckpt,
             )
         except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as err:
             raise TrainingError(f"cannot resume from {path}: {err}") from err
@@ -245,6 +249,7 @@ class Fitter:
         state = resume or FitState(best=-math.inf if self.mode == "max" else math.inf)
         if resume is not None:
             resume.restore(self.model, self.optimizer, train)
+        started, earlier = time.perf_counter(), state.wall_time_s
         stop_reason = "max_epochs"
         for epoch in range(state.epoch + 1, self.max_epochs + 1):
             if state.stale >= self.patience:
@@ -270,6 +275,7 @@ class Fitter:
                     save_checkpoint(self.checkpoint_path, self.model, epoch=epoch, score=score, monitor=self.monitor)
             else:
                 state.stale += 1
+            state.wall_time_s = earlier + time.perf_counter() - started
             if self.state_path is not None:
                 state.save(self.state_path, self.model, self.optimizer, train)
             if self.on_epoch_end is not None:
