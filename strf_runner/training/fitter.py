@@ -30,7 +30,11 @@ MONITORS = ("val_cc_norm", "val_cc", "val_loss")
 
 @dataclass
 class EpochRecord:
-    """Scalar summary of one epoch; cc values are NaN-ignoring means over neurons."""
+    """Scalar summary of one epoch; cc values are NaN-ignoring means over neurons.
+
+    seconds: the epoch's wall time, training steps, validation and checkpoint writes together (what
+    a user waits per epoch); val_seconds: of which validation (predictions and their metrics).
+    """
 
     epoch: int
     train_loss: float
@@ -39,6 +43,7 @@ class EpochRecord:
     val_cc: float
     val_cc_norm: float
     seconds: float
+    val_seconds: float = math.nan
 
 
 @dataclass
@@ -65,6 +70,13 @@ class Evaluation:
     scores: metrics.NeuronScores
 
 
+def forward_batch(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """The model's predictions (B, N, 1, T) for a batch: from its precomputed front-end stage when the
+    loader made one (``EncodingModel.from_finite``), else from the stimuli."""
+    features = batch.get("features")
+    return model(batch["stims"]) if features is None else model.from_finite(features)
+
+
 def loader_target(loader: DeviceLoader) -> metrics.ResponseSummary:
     """PSTH and signal power of a loader's responses, in item order; fixed for the whole fit."""
     return metrics.summarise_responses(_concat_padded([it.responses[None] for it in loader.items]))
@@ -89,7 +101,7 @@ def evaluate(
 def _predict_in_order(model: nn.Module, loader: DeviceLoader) -> torch.Tensor:
     gather = _Gather(loader)
     for batch in loader:
-        gather.add(model(batch["stims"]), batch)
+        gather.add(forward_batch(model, batch), batch)
     return gather.result()
 
 
@@ -256,6 +268,7 @@ class Fitter:
                 break
             start = time.perf_counter()
             train_loss, train_cc_norm = self._train_epoch(train, epoch, train_target)
+            val_start = time.perf_counter()
             ev = evaluate(self.model, val, self.loss_fn, val_target)
             record = EpochRecord(
                 epoch=epoch,
@@ -264,7 +277,8 @@ class Fitter:
                 val_loss=ev.loss,
                 val_cc=nan_mean(ev.scores.cc_abs),
                 val_cc_norm=nan_mean(ev.scores.cc_norm),
-                seconds=time.perf_counter() - start,
+                seconds=math.nan,
+                val_seconds=time.perf_counter() - val_start,
             )
             state.history.append(record)
             state.epoch = epoch
@@ -276,8 +290,10 @@ class Fitter:
             else:
                 state.stale += 1
             state.wall_time_s = earlier + time.perf_counter() - started
+            record.seconds = time.perf_counter() - start  # the copy in the saved state lacks the save itself
             if self.state_path is not None:
                 state.save(self.state_path, self.model, self.optimizer, train)
+                record.seconds = time.perf_counter() - start
             if self.on_epoch_end is not None:
                 self.on_epoch_end(record, state.best, state.best_epoch)
         if state.stale >= self.patience:
@@ -302,7 +318,7 @@ class Fitter:
         gather = _Gather(loader) if target is not None else None
         for batch in loader:
             self.optimizer.zero_grad(set_to_none=True)
-            pred = self.model(batch["stims"])
+            pred = forward_batch(self.model, batch)
             loss = self.loss_fn(pred, batch["psth"])
             loss.backward()
             if self.grad_clip is not None:
