@@ -8,7 +8,7 @@ from torch import nn
 
 from strf_runner.registry import Registry
 
-READOUTS: Registry[type[nn.Module]] = Registry("strf_runner.models", key="model.name", shared={"blocks", "encoding", "registry"})
+READOUTS: Registry[type[nn.Module]] = Registry("strf_runner.models", key="model.name", shared={"blocks", "encoding", "recurrence", "registry"})
 register = READOUTS.register
 
 

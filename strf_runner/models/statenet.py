@@ -14,9 +14,9 @@ from strf_runner.models.blocks import (
     check_spectrogram_input,
     uniform_,
 )
+from strf_runner.models.recurrence import RecurrentState, recur
 from strf_runner.models.registry import register
 
-RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU / RNN: h; LSTM: (h, c)
 RECURRENCES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 
@@ -49,7 +49,8 @@ class StateNet(nn.Module):
     (B, C_in, F, T) -> (B, N, 1, T). The encoder maps each frame's (C_in, F) slice to C = ``channels``
     channels at P = (F - K) // S + 1 positions, flattened channel-major to D = C * P features
     (B, T, D); a one-layer GRU / LSTM / tanh RNN (``rnn``) of H = ``hidden_size`` units (default D)
-    runs forward in time from a zero state for every clip; a linear map H -> N per time step and a
+    runs forward in time from a zero state for every clip (on the CPU, GRU and RNN with ``recur``'s
+    compiled loops, the same function as torch's); a linear map H -> N per time step and a
     per-neuron parametric softplus give the rates. Output frame t sees input frames 0 .. t only.
 
     Parameters at F = 34, N = 119, defaults (K = 7, S = 3, C = 7, P = 10, D = H = 70, GRU):
@@ -100,5 +101,5 @@ class StateNet(nn.Module):
         """``forward`` on the next chunk (B, C_in, F, T) of a long input, the recurrence starting from
         ``state`` (its final hidden state after the previous chunk; None: zeros, the start of a clip)."""
         check_spectrogram_input(x, self.in_channels, self.n_bands, "statenet")
-        states, state = self.recurrence(self.features(x), state)  # (B, T, H)
+        states, state = recur(self.recurrence, self.features(x), state)  # (B, T, H)
         return self.activation(self.readout(states.transpose(1, 2))).unsqueeze(2), state
