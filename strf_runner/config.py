@@ -235,6 +235,7 @@ class TrainerConfig:
     deterministic: bool = True
     threads: Optional[int] = None
     grad_clip: Optional[float] = None  # max global gradient norm per step; null: no clipping
+    cache_frontend: bool = True  # compute a fixed front-end stage once per stimulus (same numbers, faster)
 
 
 @dataclass

@@ -167,6 +167,9 @@ def prepare_fit(
     model = build_model(cfg, sets["train"]).to(device)
     t = cfg.trainer
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
+    # a fixed front-end stage (mel, gammatone, native_pcen's dB -> linear) is computed once per stimulus,
+    # exactly as a step computes it; with batches of several stimuli the padding would differ, so never then
+    cached = t.cache_frontend and t.batch_size == 1 and model.frontend.fixed_finite
     loaders = {
         name: DeviceLoader(
             ds,
@@ -174,6 +177,7 @@ def prepare_fit(
             shuffle=name == "train",
             generator=data_generator(cfg.data_seed) if name == "train" else None,
             device=device,
+            features=model.frontend.finite if cached else None,
         )
         for name, ds in sets.items()
     }

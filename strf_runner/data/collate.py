@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence, TypedDict
+from typing import Any, Callable, Iterator, Sequence, TypedDict
 
 import torch
 
@@ -17,6 +17,7 @@ class Batch(TypedDict):
     psth: (B, N, 1, T_max), mean over valid repeats, NaN-padded along T.
     valid_mask: (B, N, R_max, T_max) bool, True where responses are not NaN.
     stim_metas: list of B metadata dicts.
+    features: (B, F', T_max) the items' precomputed front-end stage (zero-padded), or None.
     Tensors that needed no padding may share memory with the dataset's items: do not modify them in place.
     """
 
@@ -25,6 +26,7 @@ class Batch(TypedDict):
     psth: torch.Tensor
     valid_mask: torch.Tensor
     stim_metas: list[dict[str, Any]]
+    features: torch.Tensor | None
 
 
 def collate(items: Sequence[Item]) -> Batch:
@@ -38,6 +40,7 @@ def collate(items: Sequence[Item]) -> Batch:
         psth=_pad_stack([it.psth for it in items], float("nan")),
         valid_mask=~torch.isnan(responses),
         stim_metas=[it.meta for it in items],
+        features=None if items[0].features is None else _pad_stack([it.features for it in items], 0.0),
     )
 
 
@@ -56,6 +59,9 @@ class DeviceLoader:
 
     Order is shuffled per epoch from ``generator`` when ``shuffle`` is set (a CPU torch.Generator
     dedicated to data order, so model initialisation and data order are seeded separately).
+    ``features``: a function of one stimulus (1, ...) -> (1, F', T), applied to every item once, here,
+    without gradient; batches then carry its output as ``features`` (a fixed front-end stage computed
+    once per fit instead of once per step).
     """
 
     def __init__(
@@ -65,10 +71,15 @@ class DeviceLoader:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        features: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.items = [
             Item(it.stim.to(device), it.responses.to(device), it.psth.to(device), it.meta) for it in dataset.items
         ]
+        if features is not None:
+            with torch.no_grad():
+                for it in self.items:
+                    it.features = features(it.stim[None])[0]
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator

@@ -21,12 +21,15 @@ class Item:
     psth: (N, 1, T) float32, the NaN-ignoring mean over repeats (NaN where no repeat is valid),
         computed once because every training step's loss needs it.
     meta: index, name and type of the stimulus.
+    features: what a model's fixed front-end stage makes of ``stim``, (F', T), when a loader computed it
+        once for the whole fit (``DeviceLoader(features=...)``); None otherwise.
     """
 
     stim: torch.Tensor
     responses: torch.Tensor
     psth: torch.Tensor
     meta: dict[str, Any]
+    features: torch.Tensor | None = None
 
 
 class NeuralDataset(torch.utils.data.Dataset):

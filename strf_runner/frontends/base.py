@@ -49,8 +49,17 @@ class Frontend(nn.Module):
         raise NotImplementedError
 
     def forward(self, stims: torch.Tensor) -> torch.Tensor:
-        out = self.finite(stims)
+        return self.after_finite(self.finite(stims))
+
+    def after_finite(self, out: torch.Tensor) -> torch.Tensor:
+        """What follows the finite stage: (B, F, T) -> PCEN (if any) -> (B, 1, F, T)."""
         return (out if self.pcen is None else self.pcen(out)).unsqueeze(1)
+
+    @property
+    def fixed_finite(self) -> bool:
+        """The finite stage has no trainable parameter (every one, if any, is PCEN's), so its output for
+        a stimulus never changes during a fit and can be computed once."""
+        return not any(p.requires_grad for name, p in self.named_parameters() if not name.startswith("pcen."))
 
     def stream(self, stims: torch.Tensor, state: FrontendState | None = None) -> tuple[torch.Tensor, FrontendState]:
         """``forward`` on the next chunk of a long input: (B, 1, F_in or 1, T * frame_size) -> (B, 1, F, T).

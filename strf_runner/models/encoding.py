@@ -31,6 +31,10 @@ class EncodingModel(nn.Module):
     def forward(self, stims: torch.Tensor) -> torch.Tensor:
         return self.readout(self.frontend(stims))
 
+    def from_finite(self, features: torch.Tensor) -> torch.Tensor:
+        """``forward`` from the front-end's finite-stage output (B, F, T) (see ``Frontend.fixed_finite``)."""
+        return self.readout(self.frontend.after_finite(features))
+
     def stream(
         self, stims: torch.Tensor, state: tuple[Any, Any] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, Any]]:

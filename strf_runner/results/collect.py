@@ -27,7 +27,9 @@ CONFIG = "config.yaml"
 NEURONS = "neurons.csv"
 
 # keys that say where or how fast a run ran, not what it computed: not part of its identity
-VOLATILE_KEYS = frozenset({"run_name", "sweep_root", "reuse_finished", "analysis", "resume", "trainer.threads"})
+VOLATILE_KEYS = frozenset(
+    {"run_name", "sweep_root", "reuse_finished", "analysis", "resume", "trainer.threads", "trainer.cache_frontend"}
+)
 # keys that tell the replicates of one arm apart
 SEED_KEYS = frozenset({"seed", "data_seed"})
 # keys that tell arms apart but not their results' identity: the same arm on any device
