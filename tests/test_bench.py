@@ -18,7 +18,7 @@ def no_measurements(monkeypatch):
 
 def test_bench_writes_a_row_per_measurement(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    main(["--only", "native,native_pcen", "--epoch-frontends", "native", "--repeats", "1", "--epochs", "1",
+    main(["--only", "native,native_pcen", "--epoch-rows", "native", "--repeats", "1", "--epochs", "1",
           "--out", str(out)])
     table = pd.read_csv(out)
     assert list(table["kind"]) == ["frontend", "frontend", "epoch", "target"]  # no LEAF rows: one target
@@ -39,13 +39,13 @@ def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
 
 
 def test_unknown_frontend_is_a_usage_error(capsys, no_measurements):
-    assert "unknown front-end(s) ['leafy']" in one_line_error(capsys, ["--only", "leafy"])
+    assert "unknown front-end(s) or readout(s) ['leafy']" in one_line_error(capsys, ["--only", "leafy"])
 
 
 @pytest.mark.parametrize("flag", ["--threads", "--repeats", "--epochs"])
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_counts_below_one_are_usage_errors(capsys, no_measurements, flag, value):
-    line = one_line_error(capsys, [flag, value, "--only", "native", "--epoch-frontends", ""])
+    line = one_line_error(capsys, [flag, value, "--only", "native", "--epoch-rows", ""])
     assert f"argument {flag}: must be a whole number >= 1, got '{value}'" in line
 
 
@@ -61,13 +61,13 @@ def test_auto_measures_on_the_cpu_without_a_gpu(monkeypatch, tmp_path):
     devices = []
     monkeypatch.setattr(cli, "run_child", lambda kind, name, args: devices.append(args.device) or {
         "kind": kind, "name": name, "forward_ms": 1.0, "fwd_bwd_ms": None, "params": 0, "peak_rss_mb": 1.0})
-    main(["--device", "auto", "--only", "mel", "--epoch-frontends", "", "--out", str(tmp_path / "b.csv")])
+    main(["--device", "auto", "--only", "mel", "--epoch-rows", "", "--out", str(tmp_path / "b.csv")])
     assert devices == ["cpu"] and (tmp_path / "b.csv").is_file()
 
 
 def test_a_run_that_measured_nothing_exits_1(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "run_child", lambda kind, name, args: {"kind": kind, "name": name, "error": "boom"})
-    line = one_line_error(capsys, ["--only", "native,mel", "--epoch-frontends", "native", "--out",
+    line = one_line_error(capsys, ["--only", "native,mel", "--epoch-rows", "native", "--out",
                                    str(tmp_path / "b.csv")], code=1)
     assert line == "strf-bench: error: nothing was measured: all 3 measurements failed (the first: boom)"
 
@@ -77,7 +77,8 @@ def test_help_states_the_targets_without_issue_numbers(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "issue" not in text.lower()
-    assert "a LEAF epoch <= 1.5 s, a native epoch <= 0.15 s" in text and "peak memory <= 2 GB" in text
+    assert "a LEAF epoch <= 1.3 s, a native epoch <= 0.15 s, a StateNet epoch <= 0.9 s" in text
+    assert "peak memory <= 2 GB" in text
 
 
 def test_targets_compare_measurements_with_the_limits():
@@ -87,10 +88,41 @@ def test_targets_compare_measurements_with_the_limits():
         "gammatone": {"forward_ms": 200.0, "fwd_bwd_ms": None},  # no parameters: its forward is its cost
         "leaf-direct": {"fwd_bwd_ms": 900.0},  # a reference, not a front-end
     }
-    epochs = {"leaf": {"epoch_s": 1.4, "peak_rss_mb": 3000.0}}
+    epochs = {"leaf": {"epoch_s": 1.25, "peak_rss_mb": 3000.0}, "native": {"epoch_s": 0.1},
+              "gammatone": {"epoch_s": 0.16}, "native+statenet": {"epoch_s": 0.5}}
     checks = {c["name"]: c["met"] for c in target_checks(fronts, epochs)}
     assert checks == {
         "LEAF epoch + validation, s": True,
+        "native epoch + validation, s": True,
+        "StateNet (GRU) epoch + validation, s": True,
+        "gammatone epoch / native epoch": False,  # 1.6x
         "slowest other front-end's training cost / LEAF's fwd+bwd (sincnet)": False,  # 3.1x
         "peak RSS of the LEAF epoch process, MB": False,
     }
+
+
+def test_epoch_rows_name_front_ends_readouts_and_references():
+    from strf_runner.bench.cli import split_rows
+    from strf_runner.bench.epochs import parse_epoch_row
+
+    assert split_rows("native,sincnet[envelope=true,kernel_size=753],native+statenet[rnn=lstm]") == [
+        "native", "sincnet[envelope=true,kernel_size=753]", "native+statenet[rnn=lstm]"]
+    assert parse_epoch_row("leaf") == ["frontend=leaf", "model=linear"]
+    assert parse_epoch_row("leaf-direct") == ["frontend=leaf", "model=linear"]
+    assert parse_epoch_row("native+statenet[rnn=lstm]") == ["frontend=native", "model=statenet", "model.rnn=lstm"]
+    assert parse_epoch_row("native+statenet-torch") == ["frontend=native", "model=statenet"]
+
+
+def test_a_readout_row_and_its_reference_are_real_runs(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    main(["--only", "native", "--epoch-rows", "native+statenet,native+statenet-torch", "--repeats", "1",
+          "--epochs", "1", "--out", str(out)])
+    table = pd.read_csv(out).set_index("name")
+    assert table.loc["native+statenet", "n_params"] == table.loc["native+statenet-torch", "n_params"] == 39081
+    assert table.loc["native+statenet", "epoch_s"] > table.loc["native+statenet", "validation_s"] > 0
+    assert "StateNet epoch: x" in capsys.readouterr().out
+
+
+def test_an_unknown_readout_row_is_one_line(capsys):
+    line = one_line_error(capsys, ["--only", "native", "--epoch-rows", "native+lstmnet"])
+    assert "unknown front-end(s) or readout(s) ['lstmnet']" in line

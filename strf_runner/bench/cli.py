@@ -27,9 +27,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from strf_runner.atomic import atomic_path
+from strf_runner.bench.names import DIRECT, TORCH_RNN
 from strf_runner.errors import ConfigError, print_warnings_as_lines
 
-DIRECT = "leaf-direct"
 SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
 REFERENCES = {  # each FFT-filtering row and its direct-convolution twin (same kernels, conv1d)
     "leaf": DIRECT,
@@ -37,11 +37,17 @@ REFERENCES = {  # each FFT-filtering row and its direct-convolution twin (same k
     SINC_ENV: "sincnet[envelope=true,kernel_size=753,envelope_ms=10,fir=direct]",
 }
 TARGETS = {  # the project's CPU targets, stated for 2 threads
-    "leaf_epoch_s": 1.5,
+    "leaf_epoch_s": 1.3,
     "native_epoch_s": 0.15,
+    "statenet_epoch_s": 0.9,
+    "gammatone_x_native": 1.5,
     "fwd_bwd_x_leaf": 3.0,
     "leaf_peak_rss_mb": 2048.0,
 }
+EPOCH_ROWS = ",".join([  # every front-end kind and readout a sweep uses, and the naive references
+    "native", "leaf", DIRECT, "gammatone", "mel", "native+statenet", f"native+{TORCH_RNN}",
+    "native+statenet[rnn=lstm]", "native+statenet[rnn=rnn]", "native+dnet",
+])
 
 
 def peak_rss_mb() -> float:
@@ -63,7 +69,6 @@ def child(kind: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         from strf_runner.bench.epochs import time_epochs
 
         result = dataclasses.asdict(time_epochs(name, epochs=args.epochs, device=args.device))
-        result["name"] = name
     result.update(kind=kind, peak_rss_mb=peak_rss_mb(), malloc_kept=kept)
     return result
 
@@ -80,11 +85,26 @@ def run_child(kind: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def frontend_rows(only: list[str] | None, references: bool) -> list[str]:
     from strf_runner.frontends.registry import FRONTENDS
+    from strf_runner.models.registry import READOUTS
 
     rows = only or FRONTENDS.names() + [SINC_ENV]
     if references:
         rows += [ref for fast, ref in REFERENCES.items() if fast in rows and ref not in rows]
     return rows
+
+
+def split_rows(text: str) -> list[str]:
+    """'a,b[x=1,y=2],c' -> ['a', 'b[x=1,y=2]', 'c']: commas inside brackets belong to a row's options."""
+    rows, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            rows.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    rows.append(current.strip())
+    return [r for r in rows if r]
 
 
 def fmt(v: float | None, spec: str = ",.1f") -> str:
@@ -129,26 +149,29 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, console: Con
                 line += f"; outputs agree to {b['max_rel_diff']:.1e} (max difference / max output)"
             console.print(line)
 
-    table = Table(title=f"Training epochs (14 train + 3 val stimuli of NS1's size, 119 neurons, batch 1, "
-                  f"Linear readout, {args.device}, {args.threads} threads, median of {args.epochs} after a warm-up)",
-                  title_justify="left")
-    for col in ("front-end", "params", "epoch s", "of which val s", "of which metrics s", "x LEAF", "peak RSS MB"):
-        table.add_column(col, justify="left" if col == "front-end" else "right", no_wrap=True)
-    leaf_epoch = epochs.get("leaf", {}).get("epoch_s")
+    table = Table(title=f"Training epochs of real strf-run runs (14 train + 3 val stimuli of NS1's size, 119 neurons, "
+                  f"batch 1, default recipe; Linear readout unless named; {args.device}, {args.threads} threads, "
+                  f"median of {args.epochs} after a warm-up)", title_justify="left")
+    for col in ("run", "params", "epoch s", "of which val s", "x native", "peak RSS MB"):
+        table.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
+    native_epoch = epochs.get("native", {}).get("epoch_s")
     for name, r in epochs.items():
         if "error" in r:
-            table.add_row(escape(name), "", f"[red]failed: {escape(r['error'])}[/red]", "", "", "", "")
+            table.add_row(escape(name), "", f"[red]failed: {escape(r['error'])}[/red]", "", "", "")
             rows.append({"kind": "epoch", "name": name, "error": r["error"]})
             continue
-        r = dict(r, epoch_x_leaf=ratio(r["epoch_s"], leaf_epoch))
+        r = dict(r, epoch_x_native=ratio(r["epoch_s"], native_epoch))
         table.add_row(escape(name), f"{r['n_params']:,}", fmt(r["epoch_s"], ".3f"), fmt(r["validation_s"], ".3f"),
-                      fmt(r["metrics_s"], ".4f"), fmt(r["epoch_x_leaf"], ".2f"), fmt(r["peak_rss_mb"], ",.0f"))
+                      fmt(r["epoch_x_native"], ".2f"), fmt(r["peak_rss_mb"], ",.0f"))
         rows.append(r)
     if epochs:
         console.print(table)
-    direct = epochs.get(DIRECT, {}).get("epoch_s")
-    if leaf_epoch and direct:
-        console.print(f"LEAF epoch: x{direct / leaf_epoch:.1f} faster than the direct-convolution LEAF epoch")
+    for fast, ref, what in (("leaf", DIRECT, "LEAF epoch: x{:.1f} faster than the direct-convolution LEAF epoch"),
+                            ("native+statenet", f"native+{TORCH_RNN}",
+                             "StateNet epoch: x{:.1f} faster than with torch's own GRU")):
+        a, b = epochs.get(fast, {}).get("epoch_s"), epochs.get(ref, {}).get("epoch_s")
+        if a and b:
+            console.print(what.format(b / a))
 
     checks = []
     if args.device == "cpu":
@@ -165,10 +188,16 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, console: Con
 
 def target_checks(fronts: dict[str, dict], epochs: dict[str, dict]) -> list[dict[str, Any]]:
     checks = []
-    for key, label in (("leaf", "LEAF epoch + validation, s"), ("native", "native epoch + validation, s")):
-        value = epochs.get(key, {}).get("epoch_s")
+    for row, key, label in (("leaf", "leaf_epoch_s", "LEAF epoch + validation, s"),
+                            ("native", "native_epoch_s", "native epoch + validation, s"),
+                            ("native+statenet", "statenet_epoch_s", "StateNet (GRU) epoch + validation, s")):
+        value = epochs.get(row, {}).get("epoch_s")
         if value is not None:
-            checks.append({"name": label, "value": value, "limit": TARGETS[f"{key}_epoch_s"]})
+            checks.append({"name": label, "value": value, "limit": TARGETS[key]})
+    gammatone, native = epochs.get("gammatone", {}).get("epoch_s"), epochs.get("native", {}).get("epoch_s")
+    if gammatone is not None and native:
+        checks.append({"name": "gammatone epoch / native epoch", "value": gammatone / native,
+                       "limit": TARGETS["gammatone_x_native"]})
     leaf = fronts.get("leaf", {}).get("fwd_bwd_ms")
     # a front-end's training cost: forward + backward, or the forward alone when it has no parameters
     cost = {n: r.get("fwd_bwd_ms") or r.get("forward_ms") for n, r in fronts.items()
@@ -226,20 +255,22 @@ def bench_device(name: str) -> str:
 def targets_text() -> str:
     """The CPU targets in words, for --help."""
     t = TARGETS
-    return (f"a LEAF epoch <= {t['leaf_epoch_s']:g} s, a native epoch <= {t['native_epoch_s']:g} s, every "
-            f"front-end's training step within {t['fwd_bwd_x_leaf']:g}x of LEAF's, the LEAF epoch's peak memory "
-            f"<= {t['leaf_peak_rss_mb'] / 1024:g} GB")
+    return (f"a LEAF epoch <= {t['leaf_epoch_s']:g} s, a native epoch <= {t['native_epoch_s']:g} s, a StateNet "
+            f"epoch <= {t['statenet_epoch_s']:g} s, a gammatone epoch within {t['gammatone_x_native']:g}x of native's, "
+            f"every front-end's training step within {t['fwd_bwd_x_leaf']:g}x of LEAF's, the LEAF epoch's peak "
+            f"memory <= {t['leaf_peak_rss_mb'] / 1024:g} GB")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(
         prog="strf-bench",
-        description="Time every front-end (forward, forward + backward) and whole training epochs on "
-        "NS1-sized input, with LEAF's naive direct-convolution reference in the same run; print the "
+        description="Time every front-end (forward, forward + backward) and whole training epochs of real "
+        "strf-run runs on NS1-sized input, with the naive references in the same run (LEAF by direct "
+        "convolution, StateNet with torch's own GRU); print the "
         f"ratios and, on cpu, the project's targets as met / missed (stated for 2 threads: {targets_text()}); "
         "write a CSV. Exits 1 when no measurement succeeded.",
         epilog="Timings on a shared machine are noisy: compare rows of one run. Examples: strf-bench; "
-        "strf-bench --only leaf,mel --epoch-frontends leaf; strf-bench --device cuda --threads 8",
+        "strf-bench --only leaf,mel --epoch-rows leaf,native+statenet; strf-bench --device cuda --threads 8",
     )
     parser.add_argument("--threads", type=positive_int, default=2, help="torch threads per measurement (default 2)")
     parser.add_argument("--device", default="cpu",
@@ -247,8 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs per front-end measurement (median)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="timed epochs after one warm-up (median)")
     parser.add_argument("--only", default="", help="comma-separated front-end rows (default: all registered)")
-    parser.add_argument("--epoch-frontends", default=f"native,leaf,{DIRECT}",
-                        help=f"front-ends to time whole epochs for ('' for none; default native,leaf,{DIRECT})")
+    parser.add_argument("--epoch-rows", default=EPOCH_ROWS,
+                        help="runs to time whole epochs of, each FRONTEND[opts] (Linear readout) or "
+                        f"FRONTEND[opts]+MODEL[opts] ('' for none; default {EPOCH_ROWS})")
     parser.add_argument("--no-reference", action="store_true", help="skip the direct-convolution reference rows")
     parser.add_argument("--out", type=Path, help="CSV path (default outputs/bench/bench-<time>.csv)")
     parser.add_argument("--child-frontend", help=argparse.SUPPRESS)
@@ -267,16 +299,21 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(err))
 
     from strf_runner.frontends.registry import FRONTENDS
+    from strf_runner.models.registry import READOUTS
 
     only = [n.strip() for n in args.only.split(",") if n.strip()] or None
     known = set(FRONTENDS.names()) | {DIRECT}
+    readouts = set(READOUTS.names()) | {TORCH_RNN}
     unknown = [n for n in (only or []) if n.partition("[")[0] not in known]
-    epoch_names = [n.strip() for n in args.epoch_frontends.split(",") if n.strip()]
-    unknown += [n for n in epoch_names if n not in known]
+    epoch_names = split_rows(args.epoch_rows)
+    for row in epoch_names:
+        frontend, _, model = row.partition("+")
+        unknown += [part for part, names in ((frontend, known), (model or "linear", readouts))
+                    if part.partition("[")[0] not in names]
     if unknown:
-        parser.error(f"unknown front-end(s) {unknown}; registered: {sorted(known)}")
+        parser.error(f"unknown front-end(s) or readout(s) {unknown}; registered: {sorted(known)}, {sorted(readouts)}")
     if args.no_reference:
-        epoch_names = [n for n in epoch_names if n != DIRECT]
+        epoch_names = [n for n in epoch_names if not n.startswith(DIRECT) and TORCH_RNN not in n]
 
     console = Console() if sys.stdout.isatty() else Console(width=200)
     start = time.perf_counter()

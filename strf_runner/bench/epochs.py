@@ -1,40 +1,43 @@
-"""Time whole training epochs (optimiser steps + validation + metrics) on NS1-sized data.
+"""Time whole training epochs of ``strf-run``'s own code path on NS1-sized data.
 
 The data are random but shaped exactly like NS1 with the seed study's split: 14 training and 3
-validation stimuli (and one test stimulus, unused here) of 999 frames (5 s at 5 ms), 119 neurons x
-20 repeats, a 34-band spectrogram and a 48 kHz waveform (239,760 samples), batch size 1. The model,
-optimiser and ``Fitter`` are the ones ``strf-run`` uses, so an epoch here is an epoch there.
+validation stimuli (and one test stimulus) of 999 frames (5 s at 5 ms), 119 neurons x 20 repeats, a
+34-band spectrogram and a 48 kHz waveform (239,760 samples), written to an HDF5 file in a temp dir.
+Each timing is a real run on it: ``run_experiment`` with the config ``strf-run`` composes (default
+recipe, batch 1), checkpoints and all, and the epoch time is what the run's history.csv records.
+
+Rows: ``FRONTEND[options]`` (Linear readout) or ``FRONTEND[options]+MODEL[options]``; two names are
+the naive references timed beside the fast paths: front-end ``leaf-direct`` (LEAF by its definition,
+a direct 721-tap convolution) and model ``statenet-torch`` (StateNet with torch's own GRU, step by
+step, instead of the compiled recurrence).
 """
 
 from __future__ import annotations
 
 import statistics
-import time
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from strf_runner import metrics
-from strf_runner.bench.frontends import DIRECT
+from strf_runner.bench.frontends import parse_row
+from strf_runner.bench.names import DIRECT, TORCH_RNN
 from strf_runner.bench.reference import DirectLEAF
 from strf_runner.cli import register_configs
 from strf_runner.config import RunConfig, validate
-from strf_runner.data.dataset import split_datasets
-from strf_runner.data.schema import DatasetContent, Stimulus
-from strf_runner.experiment import prepare_fit
-from strf_runner.frontends.registry import frontend_class
-from strf_runner.training.fitter import EpochRecord, evaluate, loader_target
-from strf_runner.training.seeding import seed_everything
+from strf_runner.data.schema import DatasetContent, Stimulus, write_dataset
 
 AUDIO_FS, HOP, N_FRAMES, N_BANDS = 48000.0, 240, 999, 34
 N_NEURONS, N_REPEATS, N_TRAIN, N_VAL = 119, 20, 14, 3
 
 
 def ns1_shaped_content(seed: int = 0) -> DatasetContent:
-    """Random data in NS1's geometry, both views (about 60 MB)."""
+    """Random data in NS1's geometry, both views (about 180 MB in memory)."""
     rng = np.random.default_rng(seed)
     stimuli = [
         Stimulus(
@@ -69,48 +72,63 @@ def compose_config(overrides: list[str]) -> RunConfig:
 
 @dataclass
 class EpochTiming:
-    """Seconds per epoch: medians over the timed epochs, after one warm-up epoch."""
+    """Seconds per epoch of a real run: medians over the timed epochs, after one warm-up epoch."""
 
-    frontend: str
+    name: str
     n_params: int
-    epoch_s: float  # training steps + validation, as the fitter records it
+    epoch_s: float  # training steps, validation and checkpoint writes, as history.csv records them
     validation_s: float  # of which: validation predictions and their metrics
-    metrics_s: float  # of which: cc_norm and friends on the concatenated validation predictions
 
 
-def time_epochs(frontend: str, epochs: int = 3, device: str = "cpu", seed: int = 0) -> EpochTiming:
-    """Train ``frontend`` + Linear with the default recipe for 1 + ``epochs`` epochs and time them.
+def parse_epoch_row(row: str) -> list[str]:
+    """'native+statenet[rnn=lstm]' -> the strf-run overrides of that row (the Linear readout by default)."""
+    frontend, _, model = row.partition("+")
+    overrides = []
+    for group, part in (("frontend", frontend), ("model", model or "linear")):
+        name, options = parse_row(part)
+        name = {DIRECT: "leaf", TORCH_RNN: "statenet"}.get(name, name)
+        overrides += [f"{group}={name}"] + [f"{group}.{k}={v}" for k, v in options.items()]
+    return overrides
 
-    ``frontend`` is a registered name or ``leaf-direct``: LEAF computed by its definition
-    (``DirectLEAF``), with LEAF's config and parameters.
-    """
-    direct = frontend == DIRECT
-    name = "leaf" if direct else frontend
-    cfg = compose_config([f"frontend={name}", "model=linear", f"device={device}", f"seed={seed}"])
-    content = ns1_shaped_content(seed)
-    sets = split_datasets(content, frontend_class(name).view)
-    seed_everything(seed)
-    model, fitter, loaders = prepare_fit(cfg, sets, torch.device(device))
-    if direct:
-        model.frontend = DirectLEAF(model.frontend)  # same parameters: the optimiser still holds them
-    fitter.max_epochs = fitter.patience = epochs + 1
-    records: list[EpochRecord] = []
-    fitter.on_epoch_end = lambda record, best, best_epoch: records.append(record)
-    fitter.fit(loaders["train"], loaders["val"])
 
-    target = loader_target(loaders["val"])
-    val_times, metric_times = [], []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        ev = evaluate(model, loaders["val"], fitter.loss_fn, target)
-        val_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        metrics.score_summary(ev.predictions, target)
-        metric_times.append(time.perf_counter() - start)
+@contextmanager
+def references(row: str) -> Iterator[None]:
+    """Swap in the naive reference a row names, for this process only (each row runs in its own)."""
+    import strf_runner.experiment as experiment
+    import strf_runner.models.statenet as statenet
+
+    saved = experiment.build_model, statenet.recur
+    if row.startswith(DIRECT):
+        def build_direct(cfg, data):  # noqa: ANN001, ANN202 (build_model's signature)
+            model = saved[0](cfg, data)
+            model.frontend = DirectLEAF(model.frontend)
+            return model
+
+        experiment.build_model = build_direct
+    if f"+{TORCH_RNN}" in row:
+        statenet.recur = lambda rnn, x, state=None: rnn(x, state)
+    try:
+        yield
+    finally:
+        experiment.build_model, statenet.recur = saved
+
+
+def time_epochs(row: str, epochs: int = 3, device: str = "cpu", seed: int = 0) -> EpochTiming:
+    """Run the row with strf-run's code path for 1 + ``epochs`` epochs; the epoch times are the run's own."""
+    from strf_runner.experiment import run_experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_dataset(ns1_shaped_content(seed), Path(tmp) / "ns1-shaped.h5")
+        cfg = compose_config(parse_epoch_row(row) + [
+            "dataset=hdf5", f"dataset.path={path}", f"device={device}", f"seed={seed}",
+            f"trainer.max_epochs={epochs + 1}", f"trainer.patience={epochs + 1}",
+        ])
+        with references(row):
+            result = run_experiment(cfg, Path(tmp) / "run")
+    timed = result.fit.history[1:]
     return EpochTiming(
-        frontend=frontend,
-        n_params=model.n_params(),
-        epoch_s=statistics.median(r.seconds for r in records[1:]),
-        validation_s=statistics.median(val_times),
-        metrics_s=statistics.median(metric_times),
+        name=row,
+        n_params=result.summary["n_params"],
+        epoch_s=statistics.median(r.seconds for r in timed),
+        validation_s=statistics.median(r.val_seconds for r in timed),
     )

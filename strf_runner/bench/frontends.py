@@ -17,12 +17,12 @@ import torch
 import yaml
 from torch import nn
 
+from strf_runner.bench.names import DIRECT
 from strf_runner.bench.reference import DirectLEAF
 from strf_runner.frontends.leaf import CausalLEAF
 from strf_runner.frontends.registry import build_frontend, frontend_class
 
 AUDIO_FS, HOP, N_FRAMES, N_BANDS = 48000, 240, 999, 34
-DIRECT = "leaf-direct"  # LEAF by its definition (direct convolution), the naive reference
 
 
 def parse_row(row: str) -> tuple[str, dict[str, Any]]:
