@@ -171,23 +171,41 @@ def _product_into_blocks(dst: torch.Tensor, a: torch.Tensor, b: torch.Tensor, m:
 
 
 def _kernel_grad(grad_blocks: torch.Tensor, x_blocks: torch.Tensor, k_len: int) -> torch.Tensor:
-    """(C, K): gradient w.r.t. the correlation kernels k of y_c[n] = sum_j k_c[j] x[n - (K-1) + j].
+    """(C, K), C = 2F: gradient w.r.t. the correlation kernels k of y_c[n] = sum_j k_c[j] x[n - (K-1) + j].
 
-    grad_blocks: (C, B, J, N') the gradient w.r.t. y in blocks of D samples (``_product_into_blocks``);
-    x_blocks: (B, J, N'/2+1) from ``_signal_blocks``. dL/dk_c[j] = sum_n g_c[n] x[n - (K-1) + j], a
-    cross-correlation over the whole clip, computed per block as rfft(g block) * conj(rfft(x block)),
-    summed over blocks and the batch, then one inverse FFT per channel: lag j sits at index -j mod N'.
+    grad_blocks: (F, B, J, N') complex, g_re + i g_im of each real / imaginary kernel pair: the
+    gradient w.r.t. y in blocks of D samples (``_product_into_blocks``); x_blocks: (B, J, N'/2+1) from
+    ``_signal_blocks``. dL/dk_c[j] = sum_n g_c[n] x[n - (K-1) + j], a cross-correlation over the whole
+    clip, computed per block as fft(g block) * conj(fft(x block)), summed over blocks and the batch,
+    then one inverse FFT per pair: lag j sits at index -j mod N'. x is real, so the correlation of
+    g_re + i g_im is corr(g_re) + i corr(g_im): one complex transform per pair instead of two real ones
+    (torch's real-to-complex FFT on the CPU measured 1.5-3x slower than the complex one per transform).
     """
     n_fft = grad_blocks.shape[-1]
-    g_spec = torch.fft.rfft(grad_blocks)  # (C, B, J, N'/2+1)
-    x_conj = x_blocks.conj()
+    g_spec = torch.fft.fft(grad_blocks)  # (F, B, J, N')
+    x_conj = torch.cat([x_blocks, x_blocks[..., 1:-1].flip(-1).conj()], -1).conj()  # the full spectra, conjugated
     acc = g_spec[:, 0, 0] * x_conj[0, 0]
     for b in range(g_spec.shape[1]):
         for j in range(g_spec.shape[2]):
             if b or j:
                 acc.addcmul_(g_spec[:, b, j], x_conj[b, j])
-    corr = torch.fft.irfft(acc, n=n_fft)  # (C, N')
+    pairs = torch.fft.ifft(acc)  # (F, N')
+    corr = torch.cat([pairs.real, pairs.imag])  # (C, N')
     return torch.cat([corr[:, :1], corr[:, n_fft - k_len + 1 :].flip(-1)], -1)
+
+
+def _complex_blocks(n_f: int, b: int, n_blocks: int, n_fft: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An (F, B, J, N') complex buffer for ``_kernel_grad`` and its real and imaginary parts as views."""
+    z = torch.empty(n_f, b, n_blocks, n_fft, dtype=torch.complex128 if like.dtype == torch.float64 else torch.complex64,
+                    device=like.device)
+    parts = torch.view_as_real(z)
+    return z, parts[..., 0], parts[..., 1]
+
+
+def _pool_grad(env: torch.Tensor, grad_parts: torch.Tensor) -> torch.Tensor:
+    """(F, S, Q) = env^T grad_parts for env (F, R, S), grad_parts (F, R, Q), as (grad_parts^T env)^T:
+    the long axis R inside the product, not across a transposed operand (3x faster here)."""
+    return torch.bmm(grad_parts.transpose(1, 2).contiguous(), env).transpose(1, 2)
 
 
 class _GaborEnvelopePool(torch.autograd.Function):
@@ -228,7 +246,7 @@ class _GaborEnvelopePool(torch.autograd.Function):
         spec, weights, pool, x_blocks, filt, env = ctx.saved_tensors
         n_f, s = pool.shape[0], pool.shape[1]
         need_spec, need_kernels, need_pool = ctx.needs_input_grad[:3]
-        grad_pool = torch.bmm(env.transpose(1, 2), grad_parts) if need_pool else None
+        grad_pool = _pool_grad(env, grad_parts) if need_pool else None
         grad_spec = grad_kernels = None
         if need_spec or need_kernels:
             ratio = torch.bmm(grad_parts, pool.transpose(1, 2))  # (F, BT, S): d loss / d env
@@ -236,11 +254,11 @@ class _GaborEnvelopePool(torch.autograd.Function):
             b, n_fft = spec.shape[0], filt.shape[-1]
             if need_kernels:
                 n_corr, step = ctx.correlation_geometry
-                grad_blocks = filt.new_empty(2 * n_f, b, x_blocks.shape[1], n_corr)
+                grad_blocks, *dsts = _complex_blocks(n_f, b, x_blocks.shape[1], n_corr, filt)
                 ratio_frames = ratio.view(n_f, b, -1, s)
-                for rows in (slice(None, n_f), slice(n_f, None)):  # real kernels, then imaginary ones
+                for dst, rows in zip(dsts, (slice(None, n_f), slice(n_f, None))):  # real kernels, then imaginary
                     own = filt[rows].view(n_f, b, -1, n_fft)[..., s : 2 * s]  # re or im, (F, B, T, S)
-                    _product_into_blocks(grad_blocks[rows], ratio_frames, own, step // s)
+                    _product_into_blocks(dst, ratio_frames, own, step // s)
                 grad_kernels = _kernel_grad(grad_blocks, x_blocks, ctx.k_len)
                 del grad_blocks
             if need_spec:  # input gradients (causality tests, waveform gradient maps): not the hot path
@@ -297,15 +315,16 @@ class _LongBlockGaborEnvelopePool(torch.autograd.Function):
         full[:, :, :n_frames] = grad_parts.view(n_f, b, n_frames, q)
         full = full.view(n_f, -1, q)
         env_rows = env.view(n_f, -1, s)
-        grad_pool = torch.bmm(env_rows.transpose(1, 2), full) if ctx.needs_input_grad[2] else None
+        grad_pool = _pool_grad(env_rows, full) if ctx.needs_input_grad[2] else None
         grad_kernels = None
         if ctx.needs_input_grad[1]:
             ratio = torch.bmm(full, pool.transpose(1, 2)).view(env.shape)
             ratio /= env  # d env / d re = re / env, d env / d im = im / env
             own = filt[..., k_len - 1 : k_len - 1 + m * s].unflatten(-1, (m, s))
-            grad_blocks = torch.empty_like(filt)  # block j: the gradient w.r.t. its D output samples, then zeros
-            torch.mul(ratio, own[:n_f], out=grad_blocks[:n_f, ..., : m * s].unflatten(-1, (m, s)))
-            torch.mul(ratio, own[n_f:], out=grad_blocks[n_f:, ..., : m * s].unflatten(-1, (m, s)))
+            # block j: the gradient w.r.t. its D output samples, then zeros; real pairs with imaginary
+            grad_blocks, g_re, g_im = _complex_blocks(n_f, b, n_blocks, filt.shape[-1], filt)
+            torch.mul(ratio, own[:n_f], out=g_re[..., : m * s].unflatten(-1, (m, s)))
+            torch.mul(ratio, own[n_f:], out=g_im[..., : m * s].unflatten(-1, (m, s)))
             grad_blocks[..., m * s :].zero_()
             grad_kernels = _kernel_grad(grad_blocks, x_blocks, k_len)
         return None, grad_kernels, grad_pool, None, None
