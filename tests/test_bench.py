@@ -126,3 +126,12 @@ def test_a_readout_row_and_its_reference_are_real_runs(tmp_path, capsys):
 def test_an_unknown_readout_row_is_one_line(capsys):
     line = one_line_error(capsys, ["--only", "native", "--epoch-rows", "native+lstmnet"])
     assert "unknown front-end(s) or readout(s) ['lstmnet']" in line
+
+
+def test_the_direct_leaf_reference_trains_like_leaf_never_cached():
+    """A leaf-direct epoch row builds its model through the experiment, which asks whether the
+    front-end's finite stage is fixed (it failed there once: the reference lacked the question)."""
+    from strf_runner.bench.reference import DirectLEAF
+    from strf_runner.frontends.leaf import CausalLEAF
+
+    assert DirectLEAF(CausalLEAF(48000.0, 240)).fixed_finite is False

@@ -18,6 +18,7 @@ class DirectLEAF(nn.Module):
     """
 
     view = "waveform"
+    fixed_finite = False  # its Gabor filters train, as LEAF's
 
     def __init__(self, leaf: CausalLEAF) -> None:
         super().__init__()
