@@ -38,8 +38,9 @@ In training mode, on an input that needs no gradient (a training step), the forw
 long blocks instead (``_LongBlockGaborEnvelopePool``): the same function to float rounding, ~40 %
 less transform work, but a block's transform lets its later samples reach its earlier outputs at
 the rounding level. Causality is an eval-mode property (spec/frontends.md: batch norm already mixes
-a clip in training mode), and every eval-mode call (validation, test, predictions, gradient maps,
-the Jacobian tests) takes the frame-exact path.
+a clip in training mode), and every eval-mode call (test, predictions, gradient maps, the Jacobian
+tests) takes the frame-exact path; only the fitter's validation pass, which needs no proof of
+causality, asks for the long blocks in eval mode too (``block_filtering``).
 """
 
 from __future__ import annotations
@@ -281,8 +282,9 @@ class _LongBlockGaborEnvelopePool(torch.autograd.Function):
     Equal to the definition to float rounding (the tests hold it to 1e-4 of a float64 direct
     convolution, with all gradients), about 40 % less forward work, but a block's transform mixes
     its later frames into its earlier ones at the rounding level, so it is used in training mode
-    only: causality is an eval-mode property (spec/frontends.md), and eval mode (validation, test,
-    predictions, gradient maps) always takes the frame-exact path. Inputs: x_blocks (B, J, N'/2+1),
+    and for the fitter's validation pass only (``block_filtering``): causality is an eval-mode
+    property (spec/frontends.md), and eval mode (test, predictions, gradient maps) otherwise takes the
+    frame-exact path. Inputs: x_blocks (B, J, N'/2+1),
     kernels (C, K), pool (F, S, Q), the correlation geometry (N', D) and the number of frames T.
     Output (F, BT, Q) as ``_GaborEnvelopePool``'s. No input gradient (the waveform is data).
     """
@@ -470,7 +472,7 @@ class CausalLEAF(WaveformFrontend):
         kernels = torch.cat([re, im]).to(x.dtype)
         pool = self._pool_blocks().to(x.dtype)
         x_blocks = _signal_blocks(x[:, 0].detach(), self.kernel_size, *self.correlation_geometry)
-        if self.training and not x.requires_grad:  # causality is an eval-mode property: see the docstring
+        if self.block_filtering_allowed and not x.requires_grad:  # causality is an eval-mode property: see the docstring
             parts = _LongBlockGaborEnvelopePool.apply(x_blocks, kernels, pool, self.correlation_geometry, n_frames)
         else:
             spec = _frame_spectra(x[:, 0], s, self.n_fft)

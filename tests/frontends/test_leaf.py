@@ -197,6 +197,33 @@ def test_training_and_eval_paths_agree_in_float32():
     assert relerr(train_out, eval_out) <= 1e-5
 
 
+def test_block_filtering_gives_eval_mode_the_long_blocks_only_inside_it(monkeypatch):
+    """The fitter's validation pass runs inside ``block_filtering``: eval mode, long blocks, the exact
+    path's numbers to float rounding; outside it eval mode is frame-exact again."""
+    from strf_runner.frontends import leaf as leaf_module
+    from strf_runner.frontends.base import block_filtering
+    from strf_runner.models.encoding import EncodingModel
+
+    calls = []
+    original = leaf_module._LongBlockGaborEnvelopePool.apply
+    monkeypatch.setattr(leaf_module._LongBlockGaborEnvelopePool, "apply", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(7)
+    model = EncodingModel(perturbed(CausalLEAF(FS, HOP)), LinearSTRF(34, 3)).eval()
+    x = 0.1 * torch.randn(1, 1, 40 * HOP)
+    with torch.no_grad():
+        exact = model.frontend(x)
+        with block_filtering(model):
+            blocks = model.frontend(x)
+            assert calls and not model.frontend.training
+        calls.clear()
+        again = model.frontend(x)
+    assert not calls and torch.equal(again, exact)
+    assert relerr(blocks, exact) <= 1e-5
+    with block_filtering(model):
+        model.frontend(x.clone().requires_grad_())  # an input gradient wanted: still the exact path
+    assert not calls
+
+
 def test_float32_long_signal_matches_float64():
     torch.manual_seed(3)
     m64 = perturbed(CausalLEAF(FS, HOP).double())
