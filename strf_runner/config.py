@@ -159,9 +159,19 @@ class GammatoneFrontendConfig(FrontendConfig):
 
 @dataclass
 class ModelConfig:
-    """The readout. ``name`` is a key of the readout registry."""
+    """The readout. ``name`` is a key of the readout registry; every field but ``name`` and the training
+    budget is passed to its constructor.
+
+    The budget is the readout's own recipe where it needs one (a recurrent readout learns more slowly
+    than a Linear STRF): ``lr`` trains the readout's parameters (the front-end's keep ``frontend.lr``),
+    ``max_epochs`` and ``patience`` replace the trainer's. Null: the trainer's and front-end's values.
+    ``trainer.lr`` set explicitly still trains everything at that rate.
+    """
 
     name: str = MISSING
+    lr: Optional[float] = None
+    max_epochs: Optional[int] = None
+    patience: Optional[int] = None
 
 
 @dataclass
@@ -212,6 +222,8 @@ class StateNetModelConfig(ModelConfig):
     channels: int = 7
     rnn: str = "gru"
     hidden_size: Optional[int] = None  # null: the encoder's feature count
+    encoder_norm: str = "layer"  # layer (per frame, newest reference) | batch (earlier reference)
+    output: str = "softplus"  # softplus (newest reference) | linear (earlier reference)
 
 
 @dataclass
@@ -301,27 +313,44 @@ def validate(cfg: RunConfig) -> None:
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
         (cfg.analysis in ("none", "full"), "analysis", cfg.analysis, "must be 'none' or 'full'"),
     ]
-    for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels"):
+    for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels", "max_epochs", "patience"):
         value = getattr(cfg.model, key, None)
         if value is not None:
             checks.append((value >= 1, f"model.{key}", value, "must be >= 1"))
+    m_lr = cfg.model.lr
+    checks.append((m_lr is None or 0 < m_lr < math.inf, "model.lr", m_lr, "must be a finite number > 0 or null"))
     path = getattr(cfg.dataset, "path", None)
     if path is not None:
         checks.append((str(path).strip() != "", "dataset.path", path, "is empty: give the HDF5 file to read"))
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
-    if t.patience > t.max_epochs:
+    max_epochs, patience = epoch_budget(cfg)
+    if patience > max_epochs:
+        where = "model" if cfg.model.patience is not None or cfg.model.max_epochs is not None else "trainer"
         warnings.warn(
-            f"trainer.patience={t.patience} > trainer.max_epochs={t.max_epochs}: early stopping can never trigger",
+            f"{where}.patience={patience} > {where}.max_epochs={max_epochs}: early stopping can never trigger",
             StrfRunnerWarning,
             stacklevel=2,
         )
 
 
-def learning_rate(cfg: RunConfig) -> float:
-    """trainer.lr when set, else the front-end arm's own lr."""
-    return cfg.trainer.lr if cfg.trainer.lr is not None else cfg.frontend.lr
+BUDGET_KEYS = ("lr", "max_epochs", "patience")  # the readout's training budget: not constructor arguments
+
+
+def learning_rates(cfg: RunConfig) -> tuple[float, float]:
+    """(front-end lr, readout lr): trainer.lr for both when set; else the front-end arm's own lr, and
+    the readout's budget lr (``model.lr``) or, without one, the front-end's."""
+    if cfg.trainer.lr is not None:
+        return cfg.trainer.lr, cfg.trainer.lr
+    return cfg.frontend.lr, cfg.model.lr if cfg.model.lr is not None else cfg.frontend.lr
+
+
+def epoch_budget(cfg: RunConfig) -> tuple[int, int]:
+    """(max_epochs, patience): the readout's budget where it sets them, else the trainer's."""
+    m, t = cfg.model, cfg.trainer
+    return (m.max_epochs if m.max_epochs is not None else t.max_epochs,
+            m.patience if m.patience is not None else t.patience)
 
 
 def _device_kind(device: str) -> str:

@@ -28,7 +28,9 @@ from strf_runner.config import (
     NS1DatasetConfig,
     RunConfig,
     SynthDatasetConfig,
-    learning_rate,
+    BUDGET_KEYS,
+    epoch_budget,
+    learning_rates,
     validate,
 )
 from strf_runner.data.collate import DeviceLoader
@@ -94,7 +96,8 @@ def model_spec(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
     else:
         frontend.update(audio_fs=data.audio_fs, hop=data.hop)
     out_channels = build_frontend(frontend["name"], **{k: v for k, v in frontend.items() if k != "name"}).out_channels
-    readout = {**dataclasses.asdict(cfg.model), "n_bands": out_channels, "n_neurons": data.n_neurons}
+    readout = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in BUDGET_KEYS}
+    readout.update(n_bands=out_channels, n_neurons=data.n_neurons)
     return {"frontend": frontend, "readout": readout}
 
 
@@ -153,6 +156,16 @@ def truth_scores(content: DatasetContent, indices: list[int]) -> metrics.NeuronS
     return metrics.score_neurons(pred, resp)
 
 
+def param_groups(model: EncodingModel, frontend_lr: float, readout_lr: float) -> list[dict[str, Any]]:
+    """AdamW's parameter groups: the front-end's parameters at its lr, the readout's at its own (one
+    group when the two are equal, as an optimiser of one lr always was)."""
+    if frontend_lr == readout_lr:
+        return [{"params": list(model.parameters()), "lr": frontend_lr}]
+    groups = [{"params": list(model.frontend.parameters()), "lr": frontend_lr},
+              {"params": list(model.readout.parameters()), "lr": readout_lr}]
+    return [g for g in groups if g["params"]]
+
+
 def prepare_fit(
     cfg: RunConfig,
     sets: dict[str, NeuralDataset],
@@ -166,7 +179,8 @@ def prepare_fit(
     the Fitter's best weights and whole training state."""
     model = build_model(cfg, sets["train"]).to(device)
     t = cfg.trainer
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(cfg), weight_decay=t.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, *learning_rates(cfg)), weight_decay=t.weight_decay)
+    max_epochs, patience = epoch_budget(cfg)
     # a fixed front-end stage (mel, gammatone, native_pcen's dB -> linear) is computed once per stimulus,
     # exactly as a step computes it; with batches of several stimuli the padding would differ, so never then
     cached = t.cache_frontend and t.batch_size == 1 and model.frontend.fixed_finite
@@ -185,8 +199,8 @@ def prepare_fit(
         model,
         optimizer,
         loss=t.loss,
-        max_epochs=t.max_epochs,
-        patience=t.patience,
+        max_epochs=max_epochs,
+        patience=patience,
         min_delta=t.min_delta,
         monitor=monitor or t.monitor,
         mode=t.mode,
@@ -296,8 +310,7 @@ def run_experiment(
         run.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True))
         (run.path / FAILED).unlink(missing_ok=True)
         run.write_json("model.json", info)
-        t = cfg.trainer
-        with (progress(t.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
+        with (progress(fitter.max_epochs) if progress is not None else nullcontext()) as on_epoch_end:
             fitter.on_epoch_end = on_epoch_end
             try:
                 fit = fitter.fit(loaders["train"], loaders["val"], resume=resume_state)
@@ -321,7 +334,8 @@ def run_experiment(
             **scores,
             "test_loss": test.loss,
             "n_params": model.n_params(),
-            "lr": learning_rate(cfg),
+            "lr": learning_rates(cfg)[1],
+            "frontend_lr": learning_rates(cfg)[0],
             "monitor": fitter.monitor,
             "best_epoch": fit.best_epoch,
             f"best_{fitter.monitor}": fit.best_score,

@@ -64,11 +64,36 @@ def test_overrides_reach_the_typed_config():
 
 
 def test_each_arm_trains_at_its_own_rate_unless_trainer_lr_is_set():
-    from strf_runner.config import learning_rate
+    from strf_runner.config import learning_rates
 
-    assert learning_rate(compose_run()) == 1e-3
-    assert learning_rate(compose_run(["frontend=leaf"])) == 3e-3
-    assert learning_rate(compose_run(["frontend=leaf", "trainer.lr=1e-4"])) == 1e-4
+    assert learning_rates(compose_run()) == (1e-3, 1e-3)
+    assert learning_rates(compose_run(["frontend=leaf"])) == (3e-3, 3e-3)
+    assert learning_rates(compose_run(["frontend=leaf", "trainer.lr=1e-4"])) == (1e-4, 1e-4)
+    assert learning_rates(compose_run(["frontend=leaf", "model=statenet", "model.lr=2e-3"])) == (3e-3, 2e-3)
+    assert learning_rates(compose_run(["model=statenet", "model.lr=2e-3", "trainer.lr=1e-4"])) == (1e-4, 1e-4)
+
+
+def test_a_readout_budget_replaces_the_trainers_epochs_and_trains_its_own_parameters(tmp_path):
+    """model.lr trains the readout, the front-end keeps its own lr; model.max_epochs / patience replace the
+    trainer's; the readout's budget keys are not constructor arguments (model.json holds none of them)."""
+    import json
+
+    from strf_runner.config import epoch_budget
+    from strf_runner.experiment import run_experiment
+    from tests.test_experiment import tiny_config
+
+    assert epoch_budget(compose_run(["model=statenet", "model.max_epochs=150"])) == (150, 30)
+    assert epoch_budget(compose_run(["model.patience=5"])) == (100, 5)
+    cfg = tiny_config(tmp_path, max_epochs=5)
+    cfg.frontend = compose_run(["frontend=native_pcen"]).frontend
+    cfg.model.lr, cfg.model.max_epochs, cfg.model.patience = 0.02, 2, 2
+    run = run_experiment(cfg, tmp_path / "run")
+    assert run.summary["epochs_run"] == 2 and run.summary["lr"] == 0.02 and run.summary["frontend_lr"] == 1e-3
+    spec = json.loads((tmp_path / "run" / "model.json").read_text())["spec"]["readout"]
+    assert not {"lr", "max_epochs", "patience"} & set(spec)
+    cfg.model.lr = -1.0
+    with pytest.raises(ConfigError, match="model.lr"):
+        validate(OmegaConf.to_object(OmegaConf.structured(cfg)))
 
 
 def test_hdf5_dataset_needs_a_path():

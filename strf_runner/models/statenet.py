@@ -18,6 +18,8 @@ from strf_runner.models.recurrence import RecurrentState, recur
 from strf_runner.models.registry import register
 
 RECURRENCES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+ENCODER_NORMS = ("layer", "batch")
+OUTPUTS = ("softplus", "linear")
 
 
 class LocallyConnected1d(nn.Module):
@@ -56,6 +58,13 @@ class StateNet(nn.Module):
     Parameters at F = 34, N = 119, defaults (K = 7, S = 3, C = 7, P = 10, D = H = 70, GRU):
     LC 10*7*7 + 70 = 560, LayerNorm 14, GRU 3 * (70*70 + 70*70 + 70 + 70) = 29,820,
     readout 70*119 + 119 = 8,449, softplus 238: 39,081.
+
+    The reference library has two versions (spec/models.md): ``encoder_norm="layer"`` normalises each
+    position's C channels at every frame (the newest), ``"batch"`` with batch norm over the C channels,
+    statistics pooled over batch, positions and time in training and running ones in eval (the
+    earlier; causal in eval, 14 parameters like the LayerNorm's); ``output="softplus"`` ends with the
+    parametric softplus (newest), ``"linear"`` with the linear readout alone (earlier; 238 fewer
+    parameters: 38,843). The earlier pair reproduces the NS1 anchor.
     """
 
     def __init__(
@@ -68,6 +77,8 @@ class StateNet(nn.Module):
         rnn: str = "gru",
         hidden_size: int | None = None,
         in_channels: int = 1,
+        encoder_norm: str = "layer",
+        output: str = "softplus",
     ) -> None:
         super().__init__()
         check_positive(kernel_size=kernel_size, stride=stride, channels=channels, in_channels=in_channels)
@@ -77,14 +88,18 @@ class StateNet(nn.Module):
             raise ConfigError(f"model.kernel_size={kernel_size} exceeds the {n_bands} frequency bands")
         if rnn not in RECURRENCES:
             raise ConfigError(f"model.rnn={rnn!r} is not one of {sorted(RECURRENCES)}")
+        if encoder_norm not in ENCODER_NORMS:
+            raise ConfigError(f"model.encoder_norm={encoder_norm!r} is not one of {list(ENCODER_NORMS)}")
+        if output not in OUTPUTS:
+            raise ConfigError(f"model.output={output!r} is not one of {list(OUTPUTS)}")
         self.n_bands, self.n_neurons, self.in_channels = n_bands, n_neurons, in_channels
         self.encoder = LocallyConnected1d(n_bands, in_channels, channels, kernel_size, stride)
-        self.norm = ChannelLayerNorm(channels)
+        self.norm = ChannelLayerNorm(channels) if encoder_norm == "layer" else nn.BatchNorm1d(channels)
         n_features = channels * self.encoder.positions
         hidden = n_features if hidden_size is None else hidden_size
         self.recurrence = RECURRENCES[rnn](n_features, hidden, batch_first=True)
         self.readout = TimestepReadout(hidden, n_neurons)
-        self.activation = ParametricSoftplus(n_neurons)
+        self.activation = ParametricSoftplus(n_neurons) if output == "softplus" else nn.Identity()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The spectral encoder's output per frame, (B, C_in, F, T) -> (B, T, C * P)."""

@@ -218,3 +218,70 @@ def test_training_reduces_the_error():
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+# ------------------------------------------------------------------------------------------------
+# the earlier reference version: batch norm over the encoder's channels, no output nonlinearity
+
+
+def test_variant_parameter_counts():
+    counts = {(norm, out): sum(p.numel() for p in StateNet(34, 119, encoder_norm=norm, output=out).parameters())
+              for norm in ("layer", "batch") for out in ("softplus", "linear")}
+    assert counts == {("layer", "softplus"): 39081, ("batch", "softplus"): 39081,
+                      ("layer", "linear"): 38843, ("batch", "linear"): 38843}
+
+
+def test_batch_norm_variant_equals_its_definition_in_both_modes():
+    """Training mode: the channels normalised with statistics over batch, positions and time (biased
+    variance); eval mode: with the running statistics; then sigmoid, GRU and the linear readout alone."""
+    torch.manual_seed(4)
+    model = StateNet(13, 4, kernel_size=4, stride=3, channels=3, hidden_size=6, encoder_norm="batch",
+                     output="linear").double()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 2)
+        model.norm.bias.uniform_(-1, 1)
+    x = torch.randn(2, 1, 13, 9, dtype=torch.float64)
+    lc = brute_force_lc(model, x.numpy())  # (B, C, P, T)
+    lin = model.readout.linear
+    gamma, beta = model.norm.weight.detach().numpy(), model.norm.bias.detach().numpy()
+
+    def expected(mean, var):
+        y = (lc - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + model.norm.eps)
+        y = sigmoid(y * gamma[None, :, None, None] + beta[None, :, None, None])
+        b, c, p, t = y.shape
+        states = manual_recurrence(model, "gru", y.transpose(0, 3, 1, 2).reshape(b, t, c * p))
+        return (states @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()).transpose(0, 2, 1)[:, :, None, :]
+
+    batch_mean, batch_var = lc.mean(axis=(0, 2, 3)), lc.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(model.train()(x).detach().numpy(), expected(batch_mean, batch_var), rtol=1e-10, atol=1e-12)
+    running_mean, running_var = model.norm.running_mean.numpy(), model.norm.running_var.numpy()
+    np.testing.assert_allclose(model.eval()(x).detach().numpy(), expected(running_mean, running_var),
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm, out", [("batch", "linear"), ("batch", "softplus"), ("layer", "linear")])
+def test_variants_are_strictly_causal_in_eval_mode(norm, out):
+    torch.manual_seed(5)
+    model = EncodingModel(NativeSpectrogram(10), StateNet(10, 3, kernel_size=4, stride=2, channels=2,
+                                                          encoder_norm=norm, output=out))
+    model(torch.randn(2, 1, 10, 12))  # one training-mode pass moves batch norm's running statistics
+    model.eval()
+    t_len = 6
+    for t in range(t_len):
+        x = torch.randn(1, 1, 10, t_len, requires_grad=True)
+        model(x)[..., t].sum().backward()
+        assert (x.grad[0, 0][:, t + 1 :] == 0).all(), f"frame {t} depends on the future"
+
+
+def test_a_run_saved_before_the_variants_existed_rebuilds_as_the_newest_version():
+    """model.json of earlier runs lacks encoder_norm and output: the constructor's defaults are the
+    version those runs trained (per-frame LayerNorm, softplus), whatever the config's default."""
+    model = StateNet(34, 5)
+    assert isinstance(model.activation, torch.nn.Module) and hasattr(model.norm, "norm")
+
+
+@pytest.mark.parametrize("options, key", [({"encoder_norm": "group"}, "model.encoder_norm"),
+                                          ({"output": "relu"}, "model.output")])
+def test_bad_variant_names_the_key(options, key):
+    with pytest.raises(ConfigError, match=key):
+        StateNet(34, 5, **options)
