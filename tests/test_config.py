@@ -160,3 +160,24 @@ def test_patience_beyond_max_epochs_is_allowed_but_warned():
     cfg = compose_run(["trainer.max_epochs=5", "trainer.patience=10"])
     with pytest.warns(UserWarning, match=r"trainer.patience=10 > trainer.max_epochs=5"):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides, ok",
+    [(["model=ln"], True), (["model=nrf"], True), (["model=statenet", "model.output=softplus"], True),
+     (["model=linear", "model.activation=softplus"], True), (["model=linear"], False), (["model=dnet"], False),
+     (["model=statenet"], False)],
+)
+def test_a_poisson_loss_needs_non_negative_rates(overrides, ok):
+    cfg = compose_run(overrides + ["trainer.loss=poisson"])
+    if ok:
+        validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match="trainer.loss=poisson needs non-negative predicted rates"):
+            validate(cfg)
+
+
+def test_statenet_defaults_to_the_version_that_reproduces_the_anchor():
+    cfg = compose_run(["model=statenet"])
+    assert (cfg.model.encoder_norm, cfg.model.output) == ("batch", "linear")
+    assert compose_run(["model=statenet_ref"]).model == cfg.model

@@ -195,7 +195,7 @@ def test_data_that_are_not_counts_are_refused_in_one_line(tmp_path, edit, messag
 def test_negative_responses_are_refused_under_the_poisson_loss_too(tmp_path):
     path = _rewrite(write_dataset(make_content(), tmp_path / "bad.h5"),
                     lambda f: _replace(f, "stimuli/0000/responses", f["stimuli/0000/responses"][()] - 5))
-    cfg = hdf5_config(path)
+    cfg = hdf5_config(path, activation="softplus")
     cfg.trainer.loss = "poisson"
     with pytest.raises(DatasetError, match="negative values"):
         run_experiment(cfg, tmp_path / "run")

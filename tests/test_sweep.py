@@ -138,6 +138,8 @@ def test_every_readout_trains_with_every_frontend(tmp_path, cache):
     assert all(s["n_params"] > 0 and s["test_n_neurons"] == 16 for s in summaries)
     arms = pd.read_csv(sweep / "aggregate" / "arms.csv")
     assert len(arms) == len(frontends) * len(models) and arms["n_params"].notna().all()
+    assert (sweep / "aggregate" / "capacity.png").read_bytes()[:4] == b"\x89PNG"  # front-ends x readouts
+    assert "capacity.png" in (sweep / "aggregate" / "report.md").read_text()
 
 
 def test_two_sweeps_writing_one_sweep_dir_at_once(tmp_path, cache):

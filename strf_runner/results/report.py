@@ -1,7 +1,8 @@
 """Writing a sweep's aggregate: CSV tables, a Markdown report and the comparison figure.
 
 Files (in ``<sweep dir>/aggregate/`` by default), each written atomically:
-arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png.
+arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png, and capacity.png when the
+arms cross several front-ends with several readouts.
 Failed, unfinished and corrupt runs are counted per arm and listed with their error.
 """
 
@@ -93,7 +94,7 @@ def markdown_table(rows: list[dict[str, str]], columns: list[tuple[str, str]]) -
     return "\n".join(lines)
 
 
-def markdown_report(agg: Aggregate, sources: list[str], figure: str | None) -> str:
+def markdown_report(agg: Aggregate, sources: list[str], figure: str | None, capacity: bool = False) -> str:
     runs = agg.runs
     text = [
         "# Sweep report",
@@ -119,11 +120,15 @@ def markdown_report(agg: Aggregate, sources: list[str], figure: str | None) -> s
         text += [f"- {r.status}: `{r.path}`" + (f" — {r.error}" if r.error else "") for r in problems.itertuples()]
     if figure:
         text += ["", f"![per-neuron comparison]({figure})"]
+    if capacity:
+        text += ["", "![readouts x front-ends: mean test cc_norm, and each front-end's gain over the baseline "
+                 "under the same readout](capacity.png)"]
     return "\n".join(text) + "\n"
 
 
 def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str]) -> dict[str, Path]:
     """Write the aggregate's files into ``out_dir``; returns them by name."""
+    from strf_runner.analysis.capacity_figure import capacity_figure, has_capacity_grid
     from strf_runner.analysis.sweep_figure import comparison_figure, save_png
 
     out = Path(out_dir)
@@ -141,5 +146,21 @@ def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str]) -> dic
         fig = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
         files["figure"] = save_png(fig, out / "comparison.png")
         figure = "comparison.png"
-    files["report"] = atomic_write_text(out / "report.md", markdown_report(agg, sources, figure))
+    finished = agg.arms[agg.arms["runs"] > 0] if "runs" in agg.arms else agg.arms
+    base = baseline_frontend(agg)
+    if base is not None and has_capacity_grid(finished):
+        files["capacity"] = save_png(capacity_figure(finished, agg.comparisons, base), out / "capacity.png")
+    files["report"] = atomic_write_text(out / "report.md", markdown_report(agg, sources, figure,
+                                                                          "capacity" in files))
     return files
+
+
+def baseline_frontend(agg: Aggregate) -> str | None:
+    """The front-end every comparison's baseline arm uses (``native`` for the default selector), or
+    None when the baselines are not one front-end (a baseline chosen by another key)."""
+    if agg.comparisons.empty or "frontend" not in agg.arms:
+        return None
+    frontend_of = dict(zip(agg.arms["arm"], agg.arms["frontend"]))
+    names = {frontend_of.get(b) for b in agg.comparisons["baseline"]}
+    varying = {frontend_of.get(a) != frontend_of.get(b) for a, b in zip(agg.comparisons["arm"], agg.comparisons["baseline"])}
+    return names.pop() if len(names) == 1 and varying == {True} else None
