@@ -46,7 +46,7 @@ from strf_runner.models.encoding import EncodingModel, build_encoding_model
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.collect import VOLATILE_KEYS, config_hash, differing_keys, flatten
 from strf_runner.results.load import load_run
-from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
+from strf_runner.results.rundir import FAILED, LAST_STATE, TEST_PREDICTIONS, RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.device import resolve_device
 from strf_runner.training.checkpoint import save_checkpoint
@@ -225,9 +225,6 @@ def _resume_state(cfg: RunConfig, run: RunDir, resolved: dict[str, Any]) -> FitS
         keys = differing_keys(previous, resolved, ignore=VOLATILE_KEYS)
         raise ResultsError(f"resume=true but the config differs from the interrupted run's in {keys}")
     return FitState.load(state_file)
-
-
-TEST_PREDICTIONS = "test_predictions.npz"
 
 
 def write_test_predictions(path: Path, predictions: torch.Tensor, stimuli: list[int], neuron_ids: list[str]) -> None:

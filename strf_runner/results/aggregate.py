@@ -21,6 +21,7 @@ import pandas as pd
 
 from strf_runner.errors import ResultsError
 from strf_runner.results.collect import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS, RunRecord
+from strf_runner.results.ensemble import DatasetCache, Ensemble, ensemble_of
 from strf_runner.results.stats import paired_comparison, summarise_scores
 
 NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
@@ -100,13 +101,15 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggre
 
     per_neuron_cols: dict[str, pd.Series] = {}
     arm_rows = []
+    datasets = DatasetCache()
     for arm in order:
         members = [r for r, label in zip(runs, labels) if label == arm]
         finished = [r for r in members if r.status == "finished"]
         scores = _mean_over_seeds(finished)
         if scores is not None:
             per_neuron_cols[arm] = scores
-        arm_rows.append(_arm_row(arm, members, finished, scores, keys))
+        ensemble = ensemble_of(finished, datasets) if len(finished) > 1 else Ensemble(len(finished))
+        arm_rows.append({**_arm_row(arm, members, finished, scores, keys), **_ensemble_columns(ensemble)})
 
     base_key, base_value = parse_selector(baseline)
     baselines = _baselines(runs, labels, keys, base_key, base_value)
@@ -187,6 +190,19 @@ def _arm_row(
         "seed_sd": float(seed_means.std(ddof=1)) if seed_means.size > 1 else math.nan,
         "n_params": params[0] if len(params) == 1 else (params or None),
         "wall_time_s": float(np.mean([r.summary.get("wall_time_s", math.nan) for r in finished])) if finished else math.nan,
+    }
+
+
+def _ensemble_columns(ensemble: Ensemble) -> dict[str, Any]:
+    """arms.csv's columns for the arm's seed ensemble (NaN where it has none; ``ensemble_note`` says why)."""
+    summary = summarise_scores(ensemble.scores.to_numpy() if ensemble.scores is not None else np.array([]))
+    return {
+        "ensemble_runs": ensemble.members if ensemble.scores is not None else 0,
+        "ensemble_mean_cc_norm": summary.mean,
+        "ensemble_ci_low": summary.ci_low,
+        "ensemble_ci_high": summary.ci_high,
+        "ensemble_median_cc_norm": summary.median,
+        "ensemble_note": ensemble.why_not,
     }
 
 

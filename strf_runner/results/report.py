@@ -25,6 +25,7 @@ ARM_COLUMNS = [
     ("median_cc_norm", "median"),
     ("seed_mean_sd", "mean over seeds ± SD"),
     ("n_valid", "valid neurons"),
+    ("ensemble", "seed ensemble"),
     ("n_params", "params"),
     ("wall_time_s", "s / run"),
 ]
@@ -70,6 +71,7 @@ def arm_cells(row: pd.Series) -> dict[str, str]:
         "median_cc_norm": _num(row["median_cc_norm"]),
         "seed_mean_sd": _num(row["seed_mean"]) + sd,
         "n_valid": str(row["n_valid"]),
+        "ensemble": _num(row.get("ensemble_mean_cc_norm", math.nan)),
         "n_params": f"{params:,.0f}" if _is_count(params) else _num(params),
         "wall_time_s": _num(row["wall_time_s"], ".0f"),
     }
@@ -102,7 +104,8 @@ def markdown_report(agg: Aggregate, sources: list[str], figure: str | None, capa
         f"Runs from: {', '.join(f'`{s}`' for s in sources)}. {status_counts(runs)}.",
         "",
         "Test cc_norm per arm: per neuron averaged over the arm's seeds, then over valid neurons; the CI is a "
-        "95 % percentile bootstrap over neurons (10,000 resamples). Mean over seeds ± SD uses each run's own mean.",
+        "95 % percentile bootstrap over neurons (10,000 resamples). Mean over seeds ± SD uses each run's own mean. "
+        "Seed ensemble: the mean test cc_norm of the arm's runs' averaged predictions, scored as one model.",
         "",
         markdown_table([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS),
     ]

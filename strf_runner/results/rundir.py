@@ -34,6 +34,7 @@ SUMMARY = "summary.json"
 FAILED = "failed.json"
 LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
 LOCK = "run.lock"
+TEST_PREDICTIONS = "test_predictions.npz"  # the best model's predictions for the test stimuli
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
