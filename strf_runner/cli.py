@@ -234,6 +234,8 @@ def report_main(argv: list[str] | None = None) -> None:
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep dirs, folders of sweeps, or run dirs")
     parser.add_argument("--baseline", default="frontend=native", help="KEY=VALUE naming the baseline arm "
                         "(default frontend=native; each arm is compared with the arm equal to it but for this)")
+    parser.add_argument("--neurons", help="score every arm on a named neuron selection only (e.g. valid73 on NS1: "
+                        "the 73 single units), chosen from the runs' dataset metadata (default: every neuron)")
     parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate; when the first "
                         "dir is a run dir, <run dir>-aggregate beside it, as a finished run is never written into)")
     args = parser.parse_args(argv)
@@ -242,7 +244,7 @@ def report_main(argv: list[str] | None = None) -> None:
     from strf_runner.sweep import report
 
     try:
-        report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console())
+        report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console(), neurons=args.neurons)
     except StrfRunnerError as err:
         print(f"strf-report: error: {err}", file=sys.stderr)
         sys.exit(2)

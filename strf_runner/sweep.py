@@ -112,7 +112,7 @@ def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: s
 
 def report(
     dirs: list[str | Path], baseline: str = "frontend=native", out: str | Path | None = None,
-    console: Console | None = None,
+    console: Console | None = None, neurons: str | None = None,
 ) -> tuple[Aggregate, dict[str, Path]]:
     """Aggregate every run under ``dirs``, write the report and print it. It goes to ``out``, by default
     ``<first dir>/aggregate``, or ``<run dir>-aggregate`` beside it when the first dir is itself a run
@@ -131,7 +131,7 @@ def report(
     if inside is not None:
         raise ResultsError(f"{out_dir} is inside the run dir {inside}, and a run dir is never written into: "
                            "choose another --out")
-    agg = aggregate(runs, baseline=baseline)
+    agg = aggregate(runs, baseline=baseline, neurons=neurons)
     files = write_report(agg, out_dir, [str(d) for d in dirs])
     if console is not None:
         for table in aggregate_tables(agg):

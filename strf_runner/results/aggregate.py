@@ -21,6 +21,7 @@ import pandas as pd
 
 from strf_runner.errors import ResultsError
 from strf_runner.results.collect import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS, RunRecord
+from strf_runner.data.selection import select_neuron_indices
 from strf_runner.results.ensemble import DatasetCache, Ensemble, ensemble_of
 from strf_runner.results.stats import paired_comparison, summarise_scores
 
@@ -37,6 +38,7 @@ class Aggregate:
     config). arms: one row per arm.
     comparisons: one row per arm with a baseline. per_neuron: arm x neuron, cc_norm averaged over
     the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
+    neurons: the named neuron selection every score is restricted to, or None.
     """
 
     runs: pd.DataFrame
@@ -45,6 +47,7 @@ class Aggregate:
     per_neuron: pd.DataFrame
     baselines: dict[str, str]
     label_keys: list[str]
+    neurons: str | None = None
 
 
 def _value(v: Any) -> str:
@@ -90,10 +93,16 @@ def parse_selector(selector: str) -> tuple[str, str]:
     return long, value
 
 
-def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggregate:
-    """Group runs into arms and compute the sweep's tables (see ``Aggregate``)."""
+def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons: str | None = None) -> Aggregate:
+    """Group runs into arms and compute the sweep's tables (see ``Aggregate``).
+
+    neurons: a named selection (``valid73`` on NS1) to score every arm on those neurons only, chosen
+    from the metadata of the dataset file the runs trained on; None: every neuron.
+    """
     if not runs:
         raise ResultsError("no run directories found (a run dir holds the config.yaml every run writes first)")
+    datasets = DatasetCache()
+    keep = None if neurons is None else _selected_ids(runs, neurons, datasets)
     keys = label_keys([r.config for r in runs if r.config])
     labels = arm_labels([r.config for r in runs], keys)
     order = [label for label in dict.fromkeys(labels) if label is not None]
@@ -101,15 +110,16 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggre
 
     per_neuron_cols: dict[str, pd.Series] = {}
     arm_rows = []
-    datasets = DatasetCache()
     for arm in order:
         members = [r for r, label in zip(runs, labels) if label == arm]
         finished = [r for r in members if r.status == "finished"]
-        scores = _mean_over_seeds(finished)
+        scores = _mean_over_seeds(finished, keep)
         if scores is not None:
             per_neuron_cols[arm] = scores
         ensemble = ensemble_of(finished, datasets) if len(finished) > 1 else Ensemble(len(finished))
-        arm_rows.append({**_arm_row(arm, members, finished, scores, keys), **_ensemble_columns(ensemble)})
+        if ensemble.scores is not None and keep is not None:
+            ensemble.scores = ensemble.scores[ensemble.scores.index.isin(keep)]
+        arm_rows.append({**_arm_row(arm, members, finished, scores, keys, keep), **_ensemble_columns(ensemble)})
 
     base_key, base_value = parse_selector(baseline)
     baselines = _baselines(runs, labels, keys, base_key, base_value)
@@ -134,6 +144,7 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native") -> Aggre
         per_neuron=per_neuron,
         baselines={a: b for a, b in baselines.items() if a != b and {a, b} <= per_neuron_cols.keys()},
         label_keys=keys,
+        neurons=neurons,
     )
 
 
@@ -154,22 +165,40 @@ def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
     }
 
 
-def _mean_over_seeds(finished: list[RunRecord]) -> pd.Series | None:
+def _valid_scores(r: RunRecord, keep: set[str] | None) -> pd.Series:
+    """A run's per-neuron cc_norm by neuron id, NaN where invalid, cut to ``keep`` (None: every neuron)."""
+    t = r.neurons()
+    scores = t["cc_norm"].where(t["valid"].astype(bool)).set_axis(t["id"].astype(str))
+    return scores if keep is None else scores[scores.index.isin(keep)]
+
+
+def _mean_over_seeds(finished: list[RunRecord], keep: set[str] | None = None) -> pd.Series | None:
     """Per-neuron cc_norm (index: neuron id) averaged over the finished seeds where valid."""
     if not finished:
         return None
-    columns = []
-    for r in finished:
-        t = r.neurons()
-        columns.append(t["cc_norm"].where(t["valid"].astype(bool)).set_axis(t["id"].astype(str)))
-    return pd.concat(columns, axis=1).mean(axis=1, skipna=True)
+    return pd.concat([_valid_scores(r, keep) for r in finished], axis=1).mean(axis=1, skipna=True)
+
+
+def _selected_ids(runs: list[RunRecord], neurons: str, datasets: DatasetCache) -> set[str]:
+    """The ids of the named neuron selection, from the metadata of the runs' dataset file."""
+    finished = [r for r in runs if r.status == "finished" and "dataset" in r.summary]
+    if not finished:
+        raise ResultsError(f"--neurons {neurons}: no finished run says which dataset file it trained on")
+    d = finished[0].summary["dataset"]
+    content = datasets.get(d["path"], d["sha256"], finished[0].summary.get("view", "spectrogram"))
+    chosen = select_neuron_indices(content.neuron_meta, content.neuron_ids, neurons, key="--neurons")
+    return {content.neuron_ids[i] for i in chosen}
 
 
 def _arm_row(
-    arm: str, members: list[RunRecord], finished: list[RunRecord], scores: pd.Series | None, keys: list[str]
+    arm: str, members: list[RunRecord], finished: list[RunRecord], scores: pd.Series | None, keys: list[str],
+    keep: set[str] | None = None,
 ) -> dict[str, Any]:
     first = members[0].config
-    seed_means = np.array([r.summary.get("test_mean_cc_norm", math.nan) for r in finished], dtype=float)
+    if keep is None:
+        seed_means = np.array([r.summary.get("test_mean_cc_norm", math.nan) for r in finished], dtype=float)
+    else:
+        seed_means = np.array([_valid_scores(r, keep).mean() for r in finished], dtype=float)
     seed_means = seed_means[np.isfinite(seed_means)]
     summary = summarise_scores(scores.to_numpy() if scores is not None else np.array([]))
     params = sorted({r.summary.get("n_params") for r in finished if r.summary.get("n_params") is not None})

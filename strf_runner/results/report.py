@@ -101,7 +101,8 @@ def markdown_report(agg: Aggregate, sources: list[str], figure: str | None, capa
     text = [
         "# Sweep report",
         "",
-        f"Runs from: {', '.join(f'`{s}`' for s in sources)}. {status_counts(runs)}.",
+        f"Runs from: {', '.join(f'`{s}`' for s in sources)}. {status_counts(runs)}."
+        + (f" Neurons: {agg.neurons} only." if agg.neurons else ""),
         "",
         "Test cc_norm per arm: per neuron averaged over the arm's seeds, then over valid neurons; the CI is a "
         "95 % percentile bootstrap over neurons (10,000 resamples). Mean over seeds ± SD uses each run's own mean. "

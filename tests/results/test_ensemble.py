@@ -92,3 +92,25 @@ def test_runs_that_predicted_different_things_are_not_averaged(tmp_path, change)
     b = read_run(run_dir(tmp_path, "1_run", path, predictions(content, 1), seed=1, **other))
     ensemble = ensemble_of([a, b], DatasetCache())
     assert ensemble.scores is None and "different stimuli or neurons" in ensemble.why_not
+
+
+def test_a_named_neuron_selection_restricts_every_score(tmp_path):
+    """strf-report --neurons valid73: arms, per-neuron tables and ensembles on the selected units only,
+    chosen from the metadata of the dataset file the runs trained on."""
+    from strf_runner.errors import ConfigError
+
+    content, _ = dataset(tmp_path)
+    content.neuron_meta = {"single_t": np.array(["Yes", "No", "Maybe", "Yes"]), "depth_um": np.array([100, 200, -5, 50])}
+    path = write_dataset(content, tmp_path / "meta.h5")  # valid73's rule keeps u0 and u3
+    for k in range(2):
+        run = run_dir(tmp_path, f"{k}_run", path, predictions(content, k), seed=k)
+        pd.DataFrame({"neuron": range(4), "id": ["u0", "u1", "u2", "u3"], "cc_norm": [0.2, 0.9, 0.9, 0.4 + 0.2 * k],
+                      "valid": True}).to_csv(run / "neurons.csv", index=False)
+    agg = aggregate(collect_runs([tmp_path / "sweep"]), neurons="valid73")
+    arm = agg.arms.iloc[0]
+    assert set(agg.per_neuron["neuron"]) == {"u0", "u3"} and arm["n_valid"] == 2
+    assert arm["mean_cc_norm"] == pytest.approx((0.2 + 0.5) / 2)  # u3 averaged over the seeds: 0.5
+    assert arm["seed_mean"] == pytest.approx(np.mean([(0.2 + 0.4) / 2, (0.2 + 0.6) / 2]))
+    assert agg.neurons == "valid73" and arm["ensemble_runs"] == 2
+    with pytest.raises(ConfigError, match="--neurons='noise_lt40' needs neuron metadata"):
+        aggregate(collect_runs([tmp_path / "sweep"]), neurons="noise_lt40")
