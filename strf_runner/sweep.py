@@ -32,9 +32,9 @@ from strf_runner.results.collect import (
     read_run,
 )
 from strf_runner.results.report import write_report
-from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
+from strf_runner.results.rundir import FAILED, LAST_STATE, TEST_PREDICTIONS, RunDir
 
-COPIED = ("config.yaml", "neurons.csv", "history.csv", "best.pt")
+COPIED = ("config.yaml", "neurons.csv", "history.csv", "best.pt", "model.json", TEST_PREDICTIONS)
 
 
 def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:

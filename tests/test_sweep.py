@@ -118,6 +118,9 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
     assert {s["config_hash"] for s in reused} == done_before  # exactly the finished ones were reused ...
     assert all(Path(s["reused_from"]).parent == first.resolve() for s in reused)
     assert rerun.stdout.count("reused") == len(done_before)  # ... and only the missing ones trained
+    for d in second.iterdir():  # a reused run is whole: predict and the seed ensemble need these too
+        if (d / "summary.json").is_file():
+            assert (d / "model.json").is_file() and (d / "test_predictions.npz").is_file(), d
 
     again = strf_run([*args, f"hydra.sweep.dir={second}"], cache, tmp_path)  # the same sweep dir once more
     assert again.returncode == 0 and again.stdout.count("reused") == 4
