@@ -42,7 +42,8 @@ from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.synth import SynthParams, ensure_synth
 from strf_runner.errors import ConfigError, DatasetError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
-from strf_runner.models.encoding import EncodingModel, build_encoding_model
+from strf_runner.models.encoding import EncodingModel
+from strf_runner.models.registry import build_readout
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.collect import VOLATILE_KEYS, config_hash, differing_keys, flatten
 from strf_runner.results.load import load_run
@@ -87,29 +88,24 @@ def stimulus_splits(cfg: RunConfig) -> dict[str, list[int] | None]:
     return splits
 
 
-def model_spec(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
-    """Every constructor argument of the run's front-end and readout (``build_encoding_model``'s input);
-    F comes from the data (spectrogram view) or from the front-end (waveform view)."""
-    frontend = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "lr"}
-    if data.view == "spectrogram":
-        frontend["n_bands"] = data.n_bands
-    else:
-        frontend.update(audio_fs=data.audio_fs, hop=data.hop)
-    out_channels = build_frontend(frontend["name"], **{k: v for k, v in frontend.items() if k != "name"}).out_channels
-    readout = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in BUDGET_KEYS}
-    readout.update(n_bands=out_channels, n_neurons=data.n_neurons)
-    return {"frontend": frontend, "readout": readout}
-
-
 def build_model(cfg: RunConfig, data: NeuralDataset) -> EncodingModel:
-    """Front-end + readout for ``data``."""
-    return build_encoding_model(model_spec(cfg, data))
+    """Front-end + readout for ``data``, each built once; ``model.spec`` holds every constructor
+    argument of both (data-dependent ones included: what ``models.encoding.build_encoding_model``
+    rebuilds it from)."""
+    frontend_spec = {k: v for k, v in dataclasses.asdict(cfg.frontend).items() if k != "lr"}
+    frontend_spec.update(frontend_class(cfg.frontend.name).geometry(data.n_bands, data.audio_fs, data.hop))
+    frontend = build_frontend(**frontend_spec)
+    readout_spec = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in BUDGET_KEYS}
+    readout_spec.update(n_bands=frontend.out_channels, n_neurons=data.n_neurons)
+    model = EncodingModel(frontend, build_readout(**readout_spec))
+    model.spec = {"frontend": frontend_spec, "readout": readout_spec}
+    return model
 
 
-def model_info(cfg: RunConfig, data: NeuralDataset) -> dict[str, Any]:
-    """model.json: the spec plus what a user of the model needs to feed it and read its output."""
+def model_info(model: EncodingModel, data: NeuralDataset) -> dict[str, Any]:
+    """model.json: the model's spec plus what a user of the model needs to feed it and read its output."""
     return {
-        "spec": model_spec(cfg, data),
+        "spec": model.spec,
         "view": data.view,
         "neuron_ids": list(data.neuron_ids),
         "dt_ms": data.dt_ms,
@@ -296,7 +292,7 @@ def run_experiment(
     model, fitter, loaders = prepare_fit(
         cfg, sets, device, checkpoint_path=run.checkpoint, monitor=checks.monitor, state_path=run.path / LAST_STATE
     )
-    info = model_info(cfg, sets["train"])
+    info = model_info(model, sets["train"])
     warm = warm_start(model, info, cfg.init_from) if cfg.init_from else None
 
     with run.owned(resume=cfg.resume):

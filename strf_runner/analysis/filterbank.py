@@ -1,129 +1,26 @@
 """Interpretability of the waveform front-ends: where their filters sit, how far training moved them,
 what each filter passes, and how a learned spectrogram compares with the native one.
 
-``filterbank_info`` reads a front-end's current and initial centre frequencies (LEAF, SincNet,
-gammatone, mel; None for the spectrogram-view front-ends), ``filterbank_table`` lists them per
-channel, ``magnitude_responses`` computes each channel's filter magnitude response in dB, and the
-two figure builders plot them. Figures are built on ``matplotlib.figure.Figure`` directly (no
+A front-end describes its own filters (``Frontend.filterbank_info``, ``Frontend.magnitude_responses``;
+None where it has none), so a new front-end needs nothing here. ``filterbank_table`` lists the
+centres per channel, ``magnitude_responses_db`` puts the responses in dB, and the two figure
+builders plot them. Figures are built on ``matplotlib.figure.Figure`` directly (no
 pyplot); write them with ``strf_runner.analysis.sweep_figure.save_png``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from strf_runner.frontends.base import Frontend, SpectrogramFrontend
-from strf_runner.frontends.gammatone import Gammatone
-from strf_runner.frontends.leaf import CausalLEAF
-from strf_runner.frontends.mel import MelSpectrogram
-from strf_runner.frontends.sincnet import SincNet
+from strf_runner.frontends.base import FilterbankInfo, Frontend
 
 DB_FLOOR = 1e-12  # |H| floor before the log: -240 dB
 PLOT_FLOOR_DB = -60.0
 _N_HZ_TICKS = 8
-
-
-@dataclass(eq=False)
-class FilterbankInfo:
-    """A front-end's filter centres now and at initialisation.
-
-    kind: front-end name ("leaf", "sincnet", "gammatone", "mel"). centres_hz, initial_centres_hz:
-    (F,) in Hz, channel order (SincNet: the geometric mean sqrt(f1 f2) of each band's edges); equal
-    for fixed banks. learnable: whether the centres can move. band_edges_hz, initial_band_edges_hz:
-    (F, 2) (f1, f2) in Hz, SincNet only.
-    """
-
-    kind: str
-    centres_hz: np.ndarray
-    initial_centres_hz: np.ndarray
-    learnable: bool
-    band_edges_hz: np.ndarray | None = None
-    initial_band_edges_hz: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.centres_hz.ndim != 1 or self.centres_hz.shape != self.initial_centres_hz.shape:
-            raise ValueError(
-                f"centres_hz {self.centres_hz.shape} and initial_centres_hz {self.initial_centres_hz.shape} "
-                "must both be (F,)"
-            )
-        n = len(self.centres_hz)
-        for edges in (self.band_edges_hz, self.initial_band_edges_hz):
-            if edges is not None and edges.shape != (n, 2):
-                raise ValueError(f"band edges must be ({n}, 2), got {edges.shape}")
-
-    @property
-    def n_channels(self) -> int:
-        return len(self.centres_hz)
-
-    @property
-    def drift(self) -> np.ndarray:
-        """(F,) relative centre drift |c - c0| / c0 per channel (0.1 = moved by 10 %)."""
-        return np.abs(self.centres_hz - self.initial_centres_hz) / self.initial_centres_hz
-
-    @property
-    def mean_drift(self) -> float:
-        """The mean of ``drift`` over channels."""
-        return float(self.drift.mean())
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
-
-
-def _geometric_centres(edges: np.ndarray) -> np.ndarray:
-    """(F,) sqrt(f1 f2) of band edges (F, 2)."""
-    return np.sqrt(edges[:, 0] * edges[:, 1])
-
-
-def _initial_gammatone_centres(frontend: Gammatone) -> np.ndarray:
-    """(F,) a learn_centres gammatone's centres at initialisation, bit for bit.
-
-    Gammatone keeps its initial ERB grid only in float64, while its learnable centres pass through a
-    float32 logit and a sigmoid; a fresh bank built from the same arguments (on the same dtype and
-    device) reproduces that path, so an untrained bank has drift exactly 0.
-    """
-    fresh = Gammatone(
-        frontend.audio_fs, frontend.hop, frontend.out_channels, frontend.f_min, frontend.f_max, learn_centres=True
-    )
-    return _numpy(fresh.to(frontend.centre_logit).centres_hz())
-
-
-def filterbank_info(frontend: Frontend) -> FilterbankInfo | None:
-    """Centre frequencies of ``frontend``'s filters now and at initialisation.
-
-    None for spectrogram-view front-ends (native, native_pcen: no filterbank of their own).
-    Raises TypeError for a waveform front-end this module does not know.
-    """
-    if isinstance(frontend, SpectrogramFrontend):
-        return None
-    if isinstance(frontend, CausalLEAF):
-        return FilterbankInfo(
-            "leaf", _numpy(frontend.centres_hz()), _numpy(frontend.initial_centres_hz()), frontend.centre.requires_grad
-        )
-    if isinstance(frontend, SincNet):
-        edges, initial = _numpy(frontend.band_edges_hz()), _numpy(frontend.initial_band_edges_hz())
-        learnable = frontend.low_hz.requires_grad or frontend.band_hz.requires_grad
-        return FilterbankInfo(
-            "sincnet", _geometric_centres(edges), _geometric_centres(initial), learnable, edges, initial
-        )
-    if isinstance(frontend, Gammatone):
-        centres = _numpy(frontend.centres_hz())
-        if frontend.centre_logit is None:
-            return FilterbankInfo("gammatone", centres, centres.copy(), False)
-        return FilterbankInfo(
-            "gammatone", centres, _initial_gammatone_centres(frontend), frontend.centre_logit.requires_grad
-        )
-    if isinstance(frontend, MelSpectrogram):
-        centres = _numpy(frontend.centres_hz())
-        return FilterbankInfo("mel", centres, centres.copy(), False)
-    raise TypeError(f"filterbank_info does not know the front-end {type(frontend).__name__}")
 
 
 def filterbank_table(info: FilterbankInfo) -> pd.DataFrame:
@@ -149,30 +46,11 @@ def _to_db(magnitude: np.ndarray) -> np.ndarray:
     return db - db.max(axis=1, keepdims=True)
 
 
-def magnitude_responses(frontend: Frontend, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each channel's filter magnitude response: (freqs_hz (K,), magnitude_db (F, K)), 0 .. audio_fs / 2.
-
-    LEAF: |FFT| of its complex Gabor impulse responses (positive frequencies); SincNet and gammatone:
-    |rFFT| of their kernels; all with N = max(n_fft, kernel length) points, K = N // 2 + 1. Mel: its
-    triangular weights on its own FFT bins (K = its n_fft // 2 + 1; ``n_fft`` is not used). Each row
-    is in dB (``_to_db``), peak at 0 dB. None for front-ends without filter kernels (spectrogram view).
-    Raises TypeError for a waveform front-end this module does not know.
-    """
-    if isinstance(frontend, SpectrogramFrontend):
-        return None
-    if isinstance(frontend, MelSpectrogram):
-        freqs = np.arange(frontend.n_fft // 2 + 1) * frontend.audio_fs / frontend.n_fft
-        return freqs, _to_db(_numpy(frontend.filterbank).T)
-    if isinstance(frontend, CausalLEAF):
-        kernels = frontend.impulse_responses()
-    elif isinstance(frontend, (SincNet, Gammatone)):
-        kernels = frontend.kernels().detach()
-    else:
-        raise TypeError(f"magnitude_responses does not know the front-end {type(frontend).__name__}")
-    n = max(n_fft, kernels.shape[-1])
-    spectrum = torch.fft.fft(kernels.to(torch.complex128), n=n)[:, : n // 2 + 1]
-    freqs = np.arange(n // 2 + 1) * frontend.audio_fs / n
-    return freqs, _to_db(spectrum.abs().cpu().numpy())
+def magnitude_responses_db(frontend: Frontend, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray] | None:
+    """``frontend.magnitude_responses`` in dB, each channel's peak at 0 dB: (freqs_hz (K,), dB (F, K)),
+    or None for a front-end without filter kernels."""
+    responses = frontend.magnitude_responses(n_fft)
+    return None if responses is None else (responses[0], _to_db(responses[1]))
 
 
 def filterbank_figure(info: FilterbankInfo, responses: tuple[np.ndarray, np.ndarray] | None = None) -> Figure:

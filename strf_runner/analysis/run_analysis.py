@@ -23,9 +23,8 @@ import torch
 
 from strf_runner.analysis.filterbank import (
     filterbank_figure,
-    filterbank_info,
     filterbank_table,
-    magnitude_responses,
+    magnitude_responses_db,
     spectrogram_comparison_figure,
 )
 from strf_runner.analysis.gradmaps import (
@@ -88,10 +87,10 @@ def analyze_run(
     native_freqs = None if content.spectrogram_freqs is None else np.asarray(content.spectrogram_freqs, dtype=float)
 
     log("filterbank")
-    info = filterbank_info(fe)
-    channel_hz = native_freqs if info is None else info.centres_hz
+    info = fe.filterbank_info()
+    channel_hz = fe.channel_hz(native_freqs)
     if info is not None:
-        figure("filterbank", filterbank_figure(info, magnitude_responses(fe)))
+        figure("filterbank", filterbank_figure(info, magnitude_responses_db(fe)))
         table("filterbank", filterbank_table(info))
         numbers["mean_drift"] = info.mean_drift
     if stim.spectrogram is not None and native_freqs is not None and channel_hz is not None:

@@ -40,10 +40,8 @@ def build_row(row: str) -> tuple[nn.Module, str]:
     if row == DIRECT:
         return DirectLEAF(CausalLEAF(AUDIO_FS, HOP)), "waveform"
     name, options = parse_row(row)
-    view = frontend_class(name).view
-    if view == "waveform":
-        return build_frontend(name, audio_fs=AUDIO_FS, hop=HOP, **options), view
-    return build_frontend(name, n_bands=N_BANDS, **options), view
+    cls = frontend_class(name)
+    return build_frontend(name, **cls.geometry(N_BANDS, AUDIO_FS, HOP), **options), cls.view
 
 
 def synchronize(device: torch.device) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import ClassVar, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,6 +15,61 @@ from strf_runner.frontends.pcen import PCEN
 from strf_runner.stream import with_context
 
 FrontendState = dict[str, torch.Tensor | None]
+
+
+@dataclass(eq=False)
+class FilterbankInfo:
+    """A front-end's filter centres now and at initialisation: what analysis and prediction need to
+    know of a front-end's channels (``Frontend.filterbank_info``).
+
+    kind: the front-end's config name. centres_hz, initial_centres_hz: (F,) in Hz, channel order
+    (equal for fixed banks). learnable: whether the centres can move. band_edges_hz,
+    initial_band_edges_hz: (F, 2) (f1, f2) in Hz, for banks defined by band edges (SincNet).
+    """
+
+    kind: str
+    centres_hz: np.ndarray
+    initial_centres_hz: np.ndarray
+    learnable: bool
+    band_edges_hz: np.ndarray | None = None
+    initial_band_edges_hz: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.centres_hz.ndim != 1 or self.centres_hz.shape != self.initial_centres_hz.shape:
+            raise ValueError(
+                f"centres_hz {self.centres_hz.shape} and initial_centres_hz {self.initial_centres_hz.shape} "
+                "must both be (F,)"
+            )
+        n = len(self.centres_hz)
+        for edges in (self.band_edges_hz, self.initial_band_edges_hz):
+            if edges is not None and edges.shape != (n, 2):
+                raise ValueError(f"band edges must be ({n}, 2), got {edges.shape}")
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.centres_hz)
+
+    @property
+    def drift(self) -> np.ndarray:
+        """(F,) relative centre drift |c - c0| / c0 per channel (0.1 = moved by 10 %)."""
+        return np.abs(self.centres_hz - self.initial_centres_hz) / self.initial_centres_hz
+
+    @property
+    def mean_drift(self) -> float:
+        """The mean of ``drift`` over channels."""
+        return float(self.drift.mean())
+
+
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float64 numpy array, detached and on the CPU (for descriptions, never for training)."""
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
+def kernel_magnitudes(kernels: torch.Tensor, audio_fs: float, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """(freqs_hz (K,), |H| (F, K)) of FIR kernels (F, L), real or complex, on max(n_fft, L) points, 0 .. fs/2."""
+    n = max(n_fft, kernels.shape[-1])
+    spectrum = torch.fft.fft(kernels.detach().to(torch.complex128), n=n)[:, : n // 2 + 1]
+    return np.arange(n // 2 + 1) * audio_fs / n, spectrum.abs().cpu().numpy()
 
 
 class Frontend(nn.Module):
@@ -42,6 +99,11 @@ class Frontend(nn.Module):
         inside ``block_filtering``; never in plain eval mode, whose outputs are exactly causal."""
         return self.training or not self.exact_causality
 
+    @classmethod
+    def geometry(cls, n_bands: int | None, audio_fs: float | None, hop: int | None) -> dict[str, Any]:
+        """The constructor arguments this kind of front-end takes from the data's geometry."""
+        raise NotImplementedError(f"{cls.__name__} is neither a spectrogram nor a waveform front-end")
+
     @property
     def frame_size(self) -> int:
         """Input samples along time per output frame: hop for a waveform, 1 for a spectrogram."""
@@ -55,6 +117,23 @@ class Frontend(nn.Module):
     def finite(self, stims: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """The finite-memory stage: stimulus batch -> (B, F, T)."""
         raise NotImplementedError
+
+    def filterbank_info(self) -> FilterbankInfo | None:
+        """Its filters' centres now and at initialisation, or None: a front-end without a filterbank of
+        its own (the spectrogram view), or one that does not say (analysis then skips the filterbank
+        figure, and prediction labels channels by index)."""
+        return None
+
+    def magnitude_responses(self, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each channel's filter magnitude response, (freqs_hz (K,), |H| (F, K)) from 0 to audio_fs / 2,
+        linear; None where the front-end has no filter kernels to show."""
+        return None
+
+    def channel_hz(self, band_hz: np.ndarray | None) -> np.ndarray | None:
+        """(F,) the frequency each output channel stands for, or None if unknown. ``band_hz``: the
+        dataset's spectrogram band centres (what a spectrogram-view front-end's channels are)."""
+        info = self.filterbank_info()
+        return None if info is None else info.centres_hz
 
     def forward(self, stims: torch.Tensor) -> torch.Tensor:
         return self.after_finite(self.finite(stims))
@@ -94,6 +173,15 @@ class SpectrogramFrontend(Frontend):
 
     view = "spectrogram"
 
+    @classmethod
+    def geometry(cls, n_bands: int | None, audio_fs: float | None, hop: int | None) -> dict[str, Any]:
+        """n_bands: the spectrogram view's F."""
+        return {"n_bands": n_bands}
+
+    def channel_hz(self, band_hz: np.ndarray | None) -> np.ndarray | None:
+        """The dataset's band centres: a spectrogram-view front-end keeps its channels (or None)."""
+        return None if band_hz is None or len(band_hz) != self.out_channels else np.asarray(band_hz, dtype=float)
+
     def check_spectrogram(self, x: torch.Tensor, name: str) -> None:
         """Validate a spectrogram batch (B, 1, F=out_channels, T); ``name`` is the config name in errors."""
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.out_channels:
@@ -111,6 +199,11 @@ class WaveformFrontend(Frontend):
     """
 
     view = "waveform"
+
+    @classmethod
+    def geometry(cls, n_bands: int | None, audio_fs: float | None, hop: int | None) -> dict[str, Any]:
+        """audio_fs and hop: the waveform view's rate and samples per bin."""
+        return {"audio_fs": audio_fs, "hop": hop}
 
     def __init__(self, out_channels: int, audio_fs: float, hop: int) -> None:
         super().__init__(out_channels)

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.frontends.base import WaveformFrontend
+from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.ops import COMPRESSIONS, FIR_METHODS, causal_avg_pool, causal_fir, compress
 from strf_runner.frontends.registry import register
 from strf_runner.frontends.spacing import erb_centres
@@ -138,6 +139,22 @@ class Gammatone(WaveformFrontend):
         if self.centre_logit is None:
             return torch.from_numpy(self._initial_centres.copy())
         return self._centres().detach()
+
+    def filterbank_info(self) -> FilterbankInfo:
+        centres = as_numpy(self.centres_hz())
+        if self.centre_logit is None:
+            return FilterbankInfo("gammatone", centres, centres.copy(), False)
+        return FilterbankInfo("gammatone", centres, self._initial_learnable_centres(), self.centre_logit.requires_grad)
+
+    def _initial_learnable_centres(self) -> np.ndarray:
+        """(F,) a learn_centres bank's centres at initialisation, bit for bit: the ERB grid passes through
+        a float32 logit and a sigmoid, which a fresh bank of the same arguments (dtype, device) repeats,
+        so an untrained bank has drift exactly 0."""
+        fresh = Gammatone(self.audio_fs, self.hop, self.out_channels, self.f_min, self.f_max, learn_centres=True)
+        return as_numpy(fresh.to(self.centre_logit).centres_hz())
+
+    def magnitude_responses(self, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        return kernel_magnitudes(self.kernels(), self.audio_fs, n_fft)
 
     def kernels(self) -> torch.Tensor:
         """FIR taps (F, K): tap k multiplies the sample k steps back (tap 0 = the current sample)."""

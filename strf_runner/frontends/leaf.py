@@ -53,7 +53,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.frontends.base import WaveformFrontend
+from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.pcen import PCEN, inverse_softplus
 from strf_runner.frontends.registry import register
 from strf_runner.frontends.spacing import erb_bandwidth, mel_centres
@@ -453,6 +453,14 @@ class CausalLEAF(WaveformFrontend):
         """(F, K) complex Gabor kernels real + i imag on the centred grid n = -(K-1)/2 .. (K-1)/2."""
         re, im = self.kernels()
         return torch.complex(re.detach(), im.detach())
+
+    def filterbank_info(self) -> FilterbankInfo:
+        return FilterbankInfo("leaf", as_numpy(self.centres_hz()), as_numpy(self.initial_centres_hz()),
+                              self.centre.requires_grad)
+
+    def magnitude_responses(self, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """|FFT| of the complex Gabor impulse responses (positive frequencies)."""
+        return kernel_magnitudes(self.impulse_responses(), self.audio_fs, n_fft)
 
     # --- forward ----------------------------------------------------------------------------
 

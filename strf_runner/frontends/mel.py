@@ -18,7 +18,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.frontends.base import WaveformFrontend
+from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy
 from strf_runner.frontends.ops import COMPRESSIONS, compress
 from strf_runner.frontends.pcen import PCEN
 from strf_runner.frontends.registry import register
@@ -108,6 +108,14 @@ class MelSpectrogram(WaveformFrontend):
         """Filter peak frequencies (F,) in Hz, low to high (float64)."""
         points = mel_to_hz(np.linspace(hz_to_mel(self.f_min), hz_to_mel(self.f_max), self.out_channels + 2))
         return torch.from_numpy(points[1:-1])
+
+    def filterbank_info(self) -> FilterbankInfo:
+        centres = as_numpy(self.centres_hz())
+        return FilterbankInfo("mel", centres, centres.copy(), False)
+
+    def magnitude_responses(self, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Its triangular weights on its own FFT bins (``n_fft`` is not used: the bins are the window's)."""
+        return np.arange(self.n_fft // 2 + 1) * self.audio_fs / self.n_fft, as_numpy(self.filterbank).T
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T * hop) -> windowed frames (B, T, n_fft); frame t ends at sample (t+1)*hop - 1."""

@@ -32,7 +32,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from strf_runner.errors import ConfigError
-from strf_runner.frontends.base import WaveformFrontend
+from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.ops import FIR_METHODS, causal_avg_pool, causal_fir
 from strf_runner.frontends.registry import register
 from strf_runner.frontends.spacing import hz_to_mel, mel_to_hz
@@ -123,6 +123,16 @@ class SincNet(WaveformFrontend):
     def initial_band_edges_hz(self) -> torch.Tensor:
         """Band edges at construction, (F, 2) in Hz (for measuring how far training moved them)."""
         return self.initial_edges.clone()
+
+    def filterbank_info(self) -> FilterbankInfo:
+        """Centres are each band's geometric mean sqrt(f1 f2); the edges come along."""
+        edges, initial = as_numpy(self.band_edges_hz()), as_numpy(self.initial_band_edges_hz())
+        learnable = self.low_hz.requires_grad or self.band_hz.requires_grad
+        return FilterbankInfo("sincnet", np.sqrt(edges.prod(axis=1)), np.sqrt(initial.prod(axis=1)), learnable,
+                              edges, initial)
+
+    def magnitude_responses(self, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        return kernel_magnitudes(self.kernels(), self.audio_fs, n_fft)
 
     def kernels(self) -> torch.Tensor:
         """The windowed band-pass kernels on the centred grid, (F, K), tap k at n = k - (K-1)/2."""

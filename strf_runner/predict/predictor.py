@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from strf_runner.analysis.filterbank import filterbank_info
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.schema import DatasetContent
 from strf_runner.errors import AudioError, ResultsError, StrfRunnerWarning
@@ -116,12 +115,12 @@ def check_native_recipe(run: LoadedRun) -> None:
 def channel_frequencies(run: LoadedRun) -> tuple[np.ndarray | None, str]:
     """(F,) frequencies of the front-end's output channels and a label for them."""
     fe = run.model.frontend
-    fb = filterbank_info(fe)
-    if fb is not None:
-        return fb.centres_hz, f"{run.summary.get('frontend', fb.kind)} channel centre (Hz)"
-    freqs = run.info.get("spectrogram_freqs_hz")
-    label = f"{run.summary.get('frontend', 'native')} band (Hz)"
-    return (None if freqs is None else np.asarray(freqs, dtype=float)), label
+    bands = run.info.get("spectrogram_freqs_hz")
+    name = run.summary.get("frontend", type(fe).__name__)
+    freqs = fe.channel_hz(None if bands is None else np.asarray(bands, dtype=float))
+    if freqs is None:  # a front-end that does not say what its channels are
+        return None, f"{name} channel"
+    return freqs, f"{name} {'band' if fe.view == 'spectrogram' else 'channel centre'} (Hz)"
 
 
 def warn_missing_bands(sound: SoundInfo, freqs: np.ndarray | None) -> None:

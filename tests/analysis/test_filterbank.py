@@ -8,13 +8,12 @@ import torch
 from matplotlib.figure import Figure
 
 from strf_runner.analysis.filterbank import (
-    FilterbankInfo,
     filterbank_figure,
-    filterbank_info,
     filterbank_table,
-    magnitude_responses,
+    magnitude_responses_db,
     spectrogram_comparison_figure,
 )
+from strf_runner.frontends.base import FilterbankInfo
 from strf_runner.frontends.gammatone import Gammatone
 from strf_runner.frontends.leaf import CausalLEAF
 from strf_runner.frontends.mel import MelSpectrogram
@@ -33,7 +32,7 @@ def test_untrained_learnable_banks_have_exactly_zero_drift():
         (SincNet(FS, HOP), "sincnet"),
         (Gammatone(FS, HOP, learn_centres=True), "gammatone"),
     ]:
-        info = filterbank_info(frontend)
+        info = frontend.filterbank_info()
         assert info.kind == kind and info.learnable
         assert info.centres_hz.shape == (34,)
         assert (info.drift == 0).all(), kind
@@ -42,7 +41,7 @@ def test_untrained_learnable_banks_have_exactly_zero_drift():
 
 def test_fixed_banks_are_not_learnable_and_keep_their_grid():
     for frontend, kind in [(Gammatone(FS, HOP), "gammatone"), (MelSpectrogram(FS, HOP), "mel")]:
-        info = filterbank_info(frontend)
+        info = frontend.filterbank_info()
         assert info.kind == kind and not info.learnable
         np.testing.assert_array_equal(info.centres_hz, frontend.centres_hz().numpy())
         np.testing.assert_array_equal(info.initial_centres_hz, info.centres_hz)
@@ -50,7 +49,7 @@ def test_fixed_banks_are_not_learnable_and_keep_their_grid():
 
 
 def test_frozen_leaf_filters_are_not_learnable():
-    assert not filterbank_info(CausalLEAF(FS, HOP, learn_filters=False)).learnable
+    assert not CausalLEAF(FS, HOP, learn_filters=False).filterbank_info().learnable
 
 
 def test_leaf_drift_follows_a_known_shift_of_its_centres():
@@ -58,7 +57,7 @@ def test_leaf_drift_follows_a_known_shift_of_its_centres():
     factor = 1.05
     with torch.no_grad():
         leaf.centre.mul_(factor)
-    info = filterbank_info(leaf)
+    info = leaf.filterbank_info()
     np.testing.assert_array_equal(info.initial_centres_hz, leaf.initial_centres_hz().numpy())
     # channel 0 (60 Hz) sits at the 0.01 rad/sample clamp (76.4 Hz) before and after the shift
     assert info.initial_centres_hz[0] == pytest.approx(0.01 * FS / (2 * np.pi))
@@ -71,7 +70,7 @@ def test_sincnet_centres_are_the_geometric_mean_of_its_edges():
     sinc = SincNet(FS, HOP)
     with torch.no_grad():
         sinc.band_hz.mul_(1.2)
-    info = filterbank_info(sinc)
+    info = sinc.filterbank_info()
     edges = sinc.band_edges_hz().double().numpy()
     np.testing.assert_array_equal(info.band_edges_hz, edges)
     np.testing.assert_array_equal(info.initial_band_edges_hz, sinc.initial_band_edges_hz().double().numpy())
@@ -81,19 +80,26 @@ def test_sincnet_centres_are_the_geometric_mean_of_its_edges():
     assert info.drift[-1] == 0  # the top band's f2 stays clamped at Nyquist
 
 
-def test_spectrogram_frontends_give_none():
+def test_spectrogram_frontends_give_none_and_their_channels_are_the_datasets_bands():
+    bands = np.geomspace(500, 22627, 34)
     for frontend in (NativeSpectrogram(34), NativePCEN(34)):
-        assert filterbank_info(frontend) is None
-        assert magnitude_responses(frontend) is None
+        assert frontend.filterbank_info() is None
+        assert magnitude_responses_db(frontend) is None
+        np.testing.assert_array_equal(frontend.channel_hz(bands), bands)
+        assert frontend.channel_hz(None) is None and frontend.channel_hz(bands[:10]) is None
 
 
-def test_unknown_waveform_frontend_is_a_type_error():
+def test_a_waveform_frontend_that_describes_nothing_has_no_filterbank_and_unknown_channels():
     from strf_runner.frontends.base import WaveformFrontend
 
-    with pytest.raises(TypeError, match="WaveformFrontend"):
-        filterbank_info(WaveformFrontend(4, FS, HOP))
-    with pytest.raises(TypeError, match="WaveformFrontend"):
-        magnitude_responses(WaveformFrontend(4, FS, HOP))
+    frontend = WaveformFrontend(4, FS, HOP)
+    assert frontend.filterbank_info() is None and magnitude_responses_db(frontend) is None
+    assert frontend.channel_hz(np.geomspace(500, 8000, 4)) is None
+
+
+def test_a_waveform_frontends_channels_are_its_filter_centres():
+    leaf = CausalLEAF(FS, HOP)
+    np.testing.assert_array_equal(leaf.channel_hz(np.geomspace(500, 22627, 34)), leaf.filterbank_info().centres_hz)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +108,7 @@ def test_unknown_waveform_frontend_is_a_type_error():
     ids=["leaf", "sincnet", "gammatone", "gammatone_learn"],
 )
 def test_magnitude_responses_are_peak_normalised_on_the_fft_grid(frontend):
-    freqs, db = magnitude_responses(frontend, N_FFT)
+    freqs, db = magnitude_responses_db(frontend, N_FFT)
     assert freqs.shape == (N_FFT // 2 + 1,)
     assert freqs[0] == 0 and freqs[-1] == FS / 2
     assert db.shape == (34, N_FFT // 2 + 1)
@@ -112,13 +118,13 @@ def test_magnitude_responses_are_peak_normalised_on_the_fft_grid(frontend):
 
 def test_magnitude_response_peaks_sit_at_the_centres():
     leaf = CausalLEAF(FS, HOP)
-    freqs, db = magnitude_responses(leaf, N_FFT)
+    freqs, db = magnitude_responses_db(leaf, N_FFT)
     peaks = freqs[db.argmax(axis=1)]
-    np.testing.assert_allclose(peaks, filterbank_info(leaf).centres_hz, atol=BIN_HZ)
+    np.testing.assert_allclose(peaks, leaf.filterbank_info().centres_hz, atol=BIN_HZ)
 
     gammatone = Gammatone(FS, HOP)
-    freqs, db = magnitude_responses(gammatone, N_FFT)
-    peaks, centres = freqs[db.argmax(axis=1)], filterbank_info(gammatone).centres_hz
+    freqs, db = magnitude_responses_db(gammatone, N_FFT)
+    peaks, centres = freqs[db.argmax(axis=1)], gammatone.filterbank_info().centres_hz
     # near Nyquist the real filter's negative-frequency image (centred at fs - fc) lifts the upper
     # flank and pulls the peak up: 226 Hz for the top channel at 22.6 kHz
     low = centres < 0.4 * FS
@@ -128,7 +134,7 @@ def test_magnitude_response_peaks_sit_at_the_centres():
 
 def test_mel_responses_are_its_weights_on_its_own_bins():
     mel = MelSpectrogram(FS, HOP)
-    freqs, db = magnitude_responses(mel, N_FFT)
+    freqs, db = magnitude_responses_db(mel, N_FFT)
     np.testing.assert_allclose(freqs, np.arange(241) * 100.0)
     assert db.shape == (34, 241)
     np.testing.assert_array_equal(db.max(axis=1), 0.0)
@@ -140,7 +146,7 @@ def test_filterbank_table_lists_channels_in_order():
     leaf = CausalLEAF(FS, HOP, n_filters=5)
     with torch.no_grad():
         leaf.centre.mul_(1.1)
-    info = filterbank_info(leaf)
+    info = leaf.filterbank_info()
     table = filterbank_table(info)
     assert list(table.columns) == ["channel", "initial_hz", "learned_hz", "drift"]
     assert table["channel"].tolist() == [0, 1, 2, 3, 4]
@@ -148,7 +154,7 @@ def test_filterbank_table_lists_channels_in_order():
     np.testing.assert_array_equal(table["learned_hz"], info.centres_hz)
     np.testing.assert_array_equal(table["drift"], info.drift)
 
-    sinc = filterbank_table(filterbank_info(SincNet(FS, HOP, n_filters=5)))
+    sinc = filterbank_table(SincNet(FS, HOP, n_filters=5).filterbank_info())
     edge_columns = ["initial_low_hz", "initial_high_hz", "learned_low_hz", "learned_high_hz"]
     assert list(sinc.columns) == ["channel", "initial_hz", "learned_hz", "drift", *edge_columns]
     np.testing.assert_allclose(sinc["initial_hz"], np.sqrt(sinc["initial_low_hz"] * sinc["initial_high_hz"]))
@@ -168,8 +174,8 @@ def test_filterbank_figure_panels():
     sinc = SincNet(FS, HOP)
     with torch.no_grad():
         sinc.low_hz.mul_(1.1)
-    info = filterbank_info(sinc)
-    fig = filterbank_figure(info, magnitude_responses(sinc))
+    info = sinc.filterbank_info()
+    fig = filterbank_figure(info, magnitude_responses_db(sinc))
     assert isinstance(fig, Figure)
     centres, drift, responses = fig.axes
     assert centres.get_yscale() == "log"
@@ -187,14 +193,14 @@ def test_filterbank_figure_panels():
 
 
 def test_filterbank_figure_without_responses_and_for_a_fixed_bank():
-    fig = filterbank_figure(filterbank_info(MelSpectrogram(FS, HOP)))
+    fig = filterbank_figure(MelSpectrogram(FS, HOP).filterbank_info())
     assert len(fig.axes) == 2
     centres = fig.axes[0]
     assert centres.get_yscale() == "log"
     assert "fixed" in centres.get_title()
     assert "fixed" in [t.get_text() for t in centres.texts]
     with pytest.raises(ValueError, match="responses"):
-        filterbank_figure(filterbank_info(MelSpectrogram(FS, HOP)), (np.arange(5.0), np.zeros((3, 5))))
+        filterbank_figure(MelSpectrogram(FS, HOP).filterbank_info(), (np.arange(5.0), np.zeros((3, 5))))
 
 
 def test_spectrogram_comparison_sorts_learned_channels_by_centre():
@@ -243,6 +249,6 @@ def test_learnable_gammatone_initial_centres_are_its_erb_grid():
     gammatone = Gammatone(FS, HOP, f_min=300.0, f_max=16000.0, learn_centres=True)
     with torch.no_grad():
         gammatone.centre_logit.add_(0.1)
-    info = filterbank_info(gammatone)
+    info = gammatone.filterbank_info()
     np.testing.assert_allclose(info.initial_centres_hz, erb_centres(34, 300.0, 16000.0), rtol=1e-6)
     assert (info.drift > 0).all()

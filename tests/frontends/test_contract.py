@@ -6,17 +6,13 @@ import pytest
 import torch
 
 from strf_runner.errors import ShapeError
-from strf_runner.frontends.base import WaveformFrontend
 from strf_runner.frontends.registry import FRONTENDS, build_frontend
 
 AUDIO_FS, HOP, N_BANDS, N_FRAMES = 48000.0, 240, 34, 8
 
 
 def build(name: str):
-    cls = FRONTENDS.get(name)
-    if issubclass(cls, WaveformFrontend):
-        return build_frontend(name, audio_fs=AUDIO_FS, hop=HOP).double().eval()
-    return build_frontend(name, n_bands=N_BANDS).double().eval()
+    return build_frontend(name, **FRONTENDS.get(name).geometry(N_BANDS, AUDIO_FS, HOP)).double().eval()
 
 
 def random_input(frontend, generator: torch.Generator) -> torch.Tensor:

@@ -310,7 +310,7 @@ def test_init_from_starts_from_the_finished_runs_weights(runs, tmp_path):
     train = split_datasets(content, "waveform", {})["train"]
     torch.manual_seed(123)
     model = build_model(cfg, train)
-    record = warm_start(model, model_info(cfg, train), cfg.init_from)
+    record = warm_start(model, model_info(model, train), cfg.init_from)
     assert record["config_hash"] == source.summary["config_hash"]
     for key, value in source.model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
