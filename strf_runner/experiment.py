@@ -23,23 +23,12 @@ from omegaconf import OmegaConf
 import strf_runner
 from strf_runner import metrics
 from strf_runner.atomic import atomic_path
-from strf_runner.config import (
-    HDF5DatasetConfig,
-    NS1DatasetConfig,
-    RunConfig,
-    SynthDatasetConfig,
-    BUDGET_KEYS,
-    epoch_budget,
-    learning_rates,
-    validate,
-)
+from strf_runner.config import BUDGET_KEYS, RunConfig, epoch_budget, learning_rates, validate
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import NeuralDataset, split_datasets
-from strf_runner.data.ns1 import NS1Options, ensure_ns1, split_indices
-from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
-from strf_runner.data.synth import SynthParams, ensure_synth
+from strf_runner.data.sources import get_source
 from strf_runner.errors import ConfigError, DatasetError, ResultsError, TrainingError
 from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel
@@ -64,24 +53,14 @@ class RunResult:
 
 
 def dataset_path(cfg: RunConfig) -> Path:
-    """The HDF5 file a dataset config refers to, generating the synthetic one on first use."""
-    d = cfg.dataset
-    if isinstance(d, SynthDatasetConfig):
-        names = {f.name for f in dataclasses.fields(SynthParams)}
-        params = SynthParams(**{k: v for k, v in dataclasses.asdict(d).items() if k in names})
-        return ensure_synth(params, data_root(d.root))
-    if isinstance(d, NS1DatasetConfig):
-        options = NS1Options(smooth=d.smooth, resample_from=d.resample_from, native=d.native, verify=d.verify)
-        return ensure_ns1(root=d.root, options=options, download=d.download)
-    if isinstance(d, HDF5DatasetConfig):
-        return Path(d.path).expanduser()
-    raise ConfigError(f"dataset.source={d.source!r} has no loader; choose synth, ns1 or hdf5")
+    """The HDF5 file a dataset config refers to, made, fetched or generated on first use (data/sources.py)."""
+    return get_source(cfg.dataset.source).path(cfg.dataset)
 
 
 def stimulus_splits(cfg: RunConfig) -> dict[str, list[int] | None]:
-    """Split overrides: a named NS1 split, then any explicit *_stimuli lists on top."""
+    """Split overrides: the source's named split (NS1's ``dataset.split``), then explicit *_stimuli on top."""
     d = cfg.dataset
-    splits: dict[str, list[int] | None] = split_indices(d.split) if isinstance(d, NS1DatasetConfig) else {}
+    splits: dict[str, list[int] | None] = dict(get_source(d.source).splits(d))
     for name, given in (("train", d.train_stimuli), ("val", d.val_stimuli), ("test", d.test_stimuli)):
         if given is not None:
             splits[name] = list(given)
@@ -246,13 +225,13 @@ def load_data(cfg: RunConfig, view: str) -> tuple[Path, DatasetContent, dict[str
     try:
         content = read_dataset(path, views=(view,))
     except DatasetError as err:
-        if isinstance(cfg.dataset, (SynthDatasetConfig, NS1DatasetConfig)):  # a cache strf-runner wrote
+        if get_source(cfg.dataset.source).cached:
             raise DatasetError(f"{err} (a cached file: delete {path} and it is made again)") from err
         raise
     neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, cfg.dataset.neurons)
     if neurons != list(range(len(content.neuron_ids))):
         content = subset_neurons(content, neurons)
-    sources = [f"dataset.split={cfg.dataset.split}"] if isinstance(cfg.dataset, NS1DatasetConfig) else []
+    sources = [f"dataset.split={cfg.dataset.split}"] if hasattr(cfg.dataset, "split") else []
     sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test") if getattr(cfg.dataset, f"{k}_stimuli") is not None]
     origin = f"splits set by {', '.join(sources)}" if sources else "the file's own /splits"
     return path, content, split_datasets(content, view, stimulus_splits(cfg), origin=origin)
