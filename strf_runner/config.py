@@ -284,6 +284,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "gammatone": GammatoneFrontendConfig,
     },
     "model": {
+        "plain": ModelConfig,
         "linear": LinearModelConfig,
         "ln": LNModelConfig,
         "nrf": NRFModelConfig,

@@ -119,6 +119,10 @@ def analyze_run(
         with atomic_path(out / "strf_gradmaps.npz") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, maps=maps[:, order], freqs_hz=freqs, neuron_ids=np.array(ids))
         files["strf_gradmaps_npz"] = "strf_gradmaps.npz"
+    else:
+        numbers["skipped"] = ("STRFs and spectrogram gradient maps: the front-end does not say what frequency its "
+                              "channels stand for (Frontend.filterbank_info / channel_hz)")
+        log(f"skipped {numbers['skipped']}")
 
     if view == "waveform":
         log("waveform receptive fields")
