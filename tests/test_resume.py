@@ -112,11 +112,24 @@ def test_non_finite_training_stops_names_the_parameters_and_keeps_the_state(tmp_
     assert FitState.load(tmp_path / "run" / "last.pt").epoch == 1  # the last good epoch, resumable
 
 
-def test_gradient_clipping_bounds_every_step(tmp_path):
+def test_gradient_clipping_bounds_every_step(tmp_path, monkeypatch):
+    """Every optimiser step sees gradients of global norm <= grad_clip (and an unclipped run does not)."""
+    norms = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
     cfg = tiny_config(tmp_path, max_epochs=2)
     cfg.trainer.grad_clip = 1e-3
-    result = run_experiment(cfg, tmp_path / "run")
-    assert result.summary["epochs_run"] == 2  # trains; the clip itself is torch's clip_grad_norm_
+    assert run_experiment(cfg, tmp_path / "clipped").summary["epochs_run"] == 2
+    assert len(norms) == 2 * 4 and max(norms) <= 1e-3 * (1 + 1e-5)
+    norms.clear()
+    run_experiment(tiny_config(tmp_path, max_epochs=2), tmp_path / "free")
+    assert max(norms) > 1e-2  # the clip did something
 
 
 def test_a_sweep_job_continues_an_interrupted_run_with_its_config(tmp_path):

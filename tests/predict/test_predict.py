@@ -66,18 +66,15 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_predictions(run_dir: Path) -> tuple[np.ndarray, list[int]]:
+def saved_test_predictions(run_dir: Path) -> tuple[np.ndarray, list[int]]:
     saved = np.load(run_dir / "test_predictions.npz")
     return saved["predictions"], saved["stimuli"].tolist()
-
-
-test_predictions.__test__ = False  # a helper, not a test
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_dataset_stimulus_equals_the_runs_own_test_predictions(runs, case):
     run = load_run(runs[case])
-    saved, stimuli = test_predictions(run.path)
+    saved, stimuli = saved_test_predictions(run.path)
     for k, index in enumerate(stimuli):
         pred = predict_stimulus(run, index, chunk_s=0.13)  # 26-bin chunks: the state is carried 7 times
         n_frames = pred.rates.shape[1]
@@ -183,7 +180,7 @@ def test_strf_predict_cli_in_a_new_process(runs, tmp_path):
     """End to end as a user runs it: the rates a new process writes for a test stimulus are the ones
     the training process saved; a sound file gives the table, the rates with ids and the figure."""
     run_dir = runs["leaf-statenet"]
-    saved, stimuli = test_predictions(run_dir)
+    saved, stimuli = saved_test_predictions(run_dir)
     rng = np.random.default_rng(3)
     soundfile.write(tmp_path / "call.wav", 0.1 * rng.standard_normal(30000), 44100)
     exe = shutil.which("strf-predict")

@@ -42,7 +42,11 @@ def test_finished_run_is_never_overwritten(tmp_path):
 def test_unfinished_run_dir_can_be_claimed(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text("x: 1")
-    RunDir(tmp_path / "run").claim()
+    run = RunDir(tmp_path / "run")
+    run.claim()
+    assert (tmp_path / "run" / "run.lock").is_file() and json.loads((tmp_path / "run" / "run.lock").read_text())["pid"] == os.getpid()
+    run.release()
+    assert not (tmp_path / "run" / "run.lock").exists() and (tmp_path / "run" / "config.yaml").read_text() == "x: 1"
 
 
 def test_summary_json_has_null_for_nan(tmp_path):
