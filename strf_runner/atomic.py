@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def _umask() -> int:
@@ -48,3 +48,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         f.flush()
         os.fsync(f.fileno())
     return Path(path)
+
+
+def save_png(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib Figure (anything with ``savefig``) as a PNG at ``dpi`` to ``path``, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path

@@ -314,10 +314,11 @@ def predict_main(argv: list[str] | None = None) -> None:
     import numpy as np
     from rich.table import Table
 
-    from strf_runner.display import frame_progress, short_id, wide_console
+    from strf_runner.display import frame_progress, wide_console
     from strf_runner.predict.audio import open_sound
     from strf_runner.predict.outputs import write_prediction
     from strf_runner.results.load import load_run, run_dataset
+    from strf_runner.results.tables import short_id
 
     console = wide_console()
     table = Table("input", "duration", "bins", "mean rate", "most active neuron (its mean)", "files")

@@ -23,11 +23,6 @@ def wide_console(stderr: bool = False) -> Console:
     return console if console.is_terminal else Console(stderr=stderr, width=160)
 
 
-def short_id(neuron_id: str, width: int = 24) -> str:
-    """A neuron id short enough for a panel title or a table cell: NS1's ids are recording paths, keep their end."""
-    return neuron_id if len(neuron_id) <= width else "…" + neuron_id[-(width - 1):]
-
-
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 

@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from strf_runner.analysis.sweep_figure import sweep_figures
 from strf_runner.atomic import atomic_path
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import Aggregate, aggregate
@@ -132,7 +133,7 @@ def report(
         raise ResultsError(f"{out_dir} is inside the run dir {inside}, and a run dir is never written into: "
                            "choose another --out")
     agg = aggregate(runs, baseline=baseline, neurons=neurons)
-    files = write_report(agg, out_dir, [str(d) for d in dirs])
+    files = write_report(agg, out_dir, [str(d) for d in dirs], sweep_figures(agg))
     if console is not None:
         for table in aggregate_tables(agg):
             console.print(table)

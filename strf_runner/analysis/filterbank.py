@@ -5,7 +5,7 @@ A front-end describes its own filters (``Frontend.filterbank_info``, ``Frontend.
 None where it has none), so a new front-end needs nothing here. ``filterbank_table`` lists the
 centres per channel, ``magnitude_responses_db`` puts the responses in dB, and the two figure
 builders plot them. Figures are built on ``matplotlib.figure.Figure`` directly (no
-pyplot); write them with ``strf_runner.analysis.sweep_figure.save_png``.
+pyplot); write them with ``strf_runner.atomic.save_png``.
 """
 
 from __future__ import annotations

@@ -36,10 +36,10 @@ from strf_runner.analysis.gradmaps import (
     write_wav,
 )
 from strf_runner.analysis.strfs import strf_grid_figure, strf_summary, true_strfs
-from strf_runner.analysis.sweep_figure import save_png
+from strf_runner.atomic import save_png
 from strf_runner.analysis.traces import pick_neurons, prediction_traces_figure, traces_table
 from strf_runner.atomic import atomic_path
-from strf_runner.display import short_id
+from strf_runner.results.tables import short_id
 from strf_runner.errors import ResultsError
 from strf_runner.results.load import load_run, run_dataset
 from strf_runner.results.rundir import SUMMARY, RunDir, atomic_write_text

@@ -1,5 +1,6 @@
-"""The sweep report's comparison figure: per-arm cc_norm distributions, paired comparisons against
-baseline arms, and test score against parameter count; plus atomic PNG writing.
+"""The sweep report's figures: per-arm cc_norm distributions, paired comparisons against baseline arms
+and test score against parameter count (``comparison_figure``), and, collected for a report,
+``sweep_figures``.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot), so they need no display and
 leave no global state behind.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from strf_runner.atomic import atomic_path
+from strf_runner.analysis.capacity_figure import capacity_figure, has_capacity_grid
+from strf_runner.results.aggregate import Aggregate
+from strf_runner.results.report import baseline_frontend, is_count
+
 
 PER_NEURON_COLUMNS = ("arm", "neuron", "cc_norm")
 ARMS_COLUMNS = ("arm", "n_params", "mean_cc_norm", "sd_cc_norm")
@@ -86,14 +89,6 @@ def comparison_figure(per_neuron: pd.DataFrame, baselines: dict[str, str], arms:
         i = len(pairs)
         _capacity_panel(fig.add_subplot(grid[1 + i // ncols, i % ncols]), arms, colors)
     return fig
-
-
-def save_png(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG at ``dpi`` to ``path`` atomically (temp file beside it, then one rename)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return path
 
 
 def _require_columns(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
@@ -205,3 +200,20 @@ def _capacity_panel(ax: Axes, arms: pd.DataFrame, colors: dict[str, tuple]) -> N
     ax.set_ylabel("mean test cc_norm")
     ax.set_title("capacity", fontsize=9)
     ax.grid(alpha=0.3)
+
+
+def sweep_figures(agg: Aggregate) -> dict[str, Figure]:
+    """The figures of a sweep's report, by file stem: ``comparison`` (when any arm has finished runs) and
+    ``capacity`` (when the finished arms cross front-ends with readouts against one baseline front-end)."""
+    figures: dict[str, Figure] = {}
+    if len(agg.per_neuron):
+        arms = agg.arms[["arm", "n_params", "seed_mean", "seed_sd"]].rename(
+            columns={"seed_mean": "mean_cc_norm", "seed_sd": "sd_cc_norm"}
+        )
+        arms = arms[arms["n_params"].map(is_count)]
+        figures["comparison"] = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
+    finished = agg.arms[agg.arms["runs"] > 0] if "runs" in agg.arms else agg.arms
+    base = baseline_frontend(agg)
+    if base is not None and has_capacity_grid(finished):
+        figures["capacity"] = capacity_figure(finished, agg.comparisons, base)
+    return figures

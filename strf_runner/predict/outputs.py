@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 import strf_runner
 from strf_runner.analysis.filterbank import spectrogram_panel
-from strf_runner.analysis.sweep_figure import save_png
+from strf_runner.atomic import save_png
 from strf_runner.atomic import atomic_path
 from strf_runner.errors import ConfigError
 from strf_runner.predict.predictor import Prediction

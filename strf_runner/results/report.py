@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from strf_runner.results.aggregate import Aggregate
+from strf_runner.atomic import save_png
 from strf_runner.results.rundir import atomic_write_text
 
 ARM_COLUMNS = [
@@ -53,7 +54,7 @@ def status_counts(runs: pd.DataFrame) -> str:
     return text + (f", {counts['corrupt']} corrupt" if counts.get("corrupt", 0) else "")
 
 
-def _is_count(v: Any) -> bool:
+def is_count(v: Any) -> bool:
     """A single parameter count (pandas makes the column float when an arm without finished runs has none)."""
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -72,7 +73,7 @@ def arm_cells(row: pd.Series) -> dict[str, str]:
         "seed_mean_sd": _num(row["seed_mean"]) + sd,
         "n_valid": str(row["n_valid"]),
         "ensemble": _num(row.get("ensemble_mean_cc_norm", math.nan)),
-        "n_params": f"{params:,.0f}" if _is_count(params) else _num(params),
+        "n_params": f"{params:,.0f}" if is_count(params) else _num(params),
         "wall_time_s": _num(row["wall_time_s"], ".0f"),
     }
 
@@ -130,30 +131,19 @@ def markdown_report(agg: Aggregate, sources: list[str], figure: str | None, capa
     return "\n".join(text) + "\n"
 
 
-def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str]) -> dict[str, Path]:
-    """Write the aggregate's files into ``out_dir``; returns them by name."""
-    from strf_runner.analysis.capacity_figure import capacity_figure, has_capacity_grid
-    from strf_runner.analysis.sweep_figure import comparison_figure, save_png
-
+def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str], figures: dict[str, Any] | None = None
+                 ) -> dict[str, Path]:
+    """Write the aggregate's tables, ``figures`` (file stem -> matplotlib Figure, each as <stem>.png; the
+    report mentions ``comparison`` and ``capacity``) and report.md into ``out_dir``; returns them by name."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, table in (("arms", agg.arms), ("comparisons", agg.comparisons), ("runs", agg.runs),
                         ("per_neuron", agg.per_neuron)):
         files[name] = atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-    figure = None
-    if len(agg.per_neuron):
-        arms = agg.arms[["arm", "n_params", "seed_mean", "seed_sd"]].rename(
-            columns={"seed_mean": "mean_cc_norm", "seed_sd": "sd_cc_norm"}
-        )
-        arms = arms[arms["n_params"].map(_is_count)]
-        fig = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
-        files["figure"] = save_png(fig, out / "comparison.png")
-        figure = "comparison.png"
-    finished = agg.arms[agg.arms["runs"] > 0] if "runs" in agg.arms else agg.arms
-    base = baseline_frontend(agg)
-    if base is not None and has_capacity_grid(finished):
-        files["capacity"] = save_png(capacity_figure(finished, agg.comparisons, base), out / "capacity.png")
+    for stem, fig in (figures or {}).items():
+        files["figure" if stem == "comparison" else stem] = save_png(fig, out / f"{stem}.png")
+    figure = "comparison.png" if "figure" in files else None
     files["report"] = atomic_write_text(out / "report.md", markdown_report(agg, sources, figure,
                                                                           "capacity" in files))
     return files

@@ -41,3 +41,8 @@ def score_summary(table: pd.DataFrame, prefix: str = "") -> dict[str, Any]:
         f"{prefix}n_valid": int(len(valid)),
         f"{prefix}n_neurons": int(len(table)),
     }
+
+
+def short_id(neuron_id: str, width: int = 24) -> str:
+    """A neuron id short enough for a panel title or a table cell: NS1's ids are recording paths, keep their end."""
+    return neuron_id if len(neuron_id) <= width else "…" + neuron_id[-(width - 1):]

@@ -77,7 +77,7 @@ def test_errors_name_the_problem(leaf_run, tmp_path, capsys):
 
 def test_ids_become_safe_file_names_and_short_titles():
     from strf_runner.analysis.run_analysis import _file_safe
-    from strf_runner.display import short_id as _label
+    from strf_runner.results.tables import short_id as _label
 
     assert _file_safe("dataAC/E1P02.L.SH.En.C/cluster.01.data") == "dataAC_E1P02.L.SH.En.C_cluster.01.data"
     assert _label("dataAC/E1P02.L.SH.En.C/cluster.01.data") == "…SH.En.C/cluster.01.data"

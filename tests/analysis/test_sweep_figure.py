@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from strf_runner.analysis.sweep_figure import comparison_figure, save_png
+from strf_runner.analysis.sweep_figure import comparison_figure
+from strf_runner.atomic import save_png
 
 BASE = "frontend=native model=linear"
 LEAF = "frontend=leaf model=linear"
