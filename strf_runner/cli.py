@@ -7,8 +7,6 @@ without a traceback; ``--debug`` (or HYDRA_FULL_ERROR=1) shows the full tracebac
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import errno
 import math
 import os
 import signal
@@ -16,30 +14,21 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
-from strf_runner.config import SCHEMAS, RunConfig
+from strf_runner.compose import register_configs
+from strf_runner.config import RunConfig, resolve_config
+from strf_runner.entry import error_line, one_line_errors
 from strf_runner.errors import StrfRunnerError, print_warnings_as_lines
-from strf_runner.results.rundir import FAILED, LAST_STATE, RunDir
+from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
 from strf_runner.training.device import keep_freed_memory
 
 PROG = "strf-run"
-
-
-def register_configs() -> None:
-    """Store the structured-config schemas; each YAML option names its schema in its defaults list
-    (``/schema_<group>_<kind>@_here_``). Top-level names keep them out of the group listing in --help."""
-    cs = ConfigStore.instance()
-    cs.store(name="schema_run", node=RunConfig)
-    for group, kinds in SCHEMAS.items():
-        for kind, node in kinds.items():
-            cs.store(name=f"schema_{group}_{kind}", node=node)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://strf_runner.conf", config_name="config")
@@ -54,14 +43,16 @@ def _task(cfg: DictConfig) -> float:
     label = f"{run_cfg.frontend.name}->{run_cfg.model.name} seed {run_cfg.seed}"
     out = Console()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    if sweep:
-        from strf_runner.sweep import prepare_resume, record_failure, reuse_finished
+    resume_hint = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
+    try:
+        resolved = resolve_config(run_cfg)
+        if sweep and run_cfg.reuse_finished:
+            from strf_runner.sweep import prepare_resume, reuse_finished
 
-        if run_cfg.reuse_finished:
             roots = [run_cfg.sweep_root, hydra_cfg.sweep.dir]
             try:
-                summary = reuse_finished(run_cfg, job_dir, roots)
-                interrupted = None if summary is not None else prepare_resume(run_cfg, job_dir, roots)
+                summary = reuse_finished(resolved.hash, job_dir, roots)
+                interrupted = None if summary is not None else prepare_resume(resolved.hash, job_dir, roots)
             except StrfRunnerError as err:  # this job's own dir, finished before, is unreadable now
                 print(f"{PROG}: {label}: {err}; left as it is (strf-report lists it); the sweep goes on",
                       file=sys.stderr)
@@ -71,13 +62,10 @@ def _task(cfg: DictConfig) -> float:
                 return best_validation_score(summary, run_cfg)
             if interrupted is not None:
                 out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
-                run_cfg = dataclasses.replace(run_cfg, resume=True)
-    resume_hint = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
-    try:
-        result = run_experiment(
-            run_cfg, job_dir, progress=lambda max_epochs: epoch_progress(max_epochs, label, Console(stderr=True)),
-            records=hydra_records(cfg, hydra_cfg),
-        )
+                resolved = resolved.resuming()
+        with epoch_progress(label, Console(stderr=True)) as on_epoch_end:
+            result = run_experiment(resolved, job_dir, on_epoch_end=on_epoch_end,
+                                    records=hydra_records(cfg, hydra_cfg))
     except KeyboardInterrupt:
         if resumable(job_dir):
             print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}",
@@ -93,6 +81,8 @@ def _task(cfg: DictConfig) -> float:
                 print(f"{PROG}: error: {message}", file=sys.stderr)
                 sys.exit(2)
             raise
+        from strf_runner.sweep import record_failure
+
         try:
             record_failure(job_dir, run_cfg, err, message)
             where = f" (see {job_dir / FAILED})"
@@ -105,7 +95,7 @@ def _task(cfg: DictConfig) -> float:
         from strf_runner.analysis.run_analysis import analyze_run
 
         index = analyze_run(result.run_dir, log=lambda step: print(f"analysis: {step}", file=sys.stderr))
-        out.print(f"analysis: {len(index['files'])} files in {result.run_dir / 'analysis'}", soft_wrap=True)
+        out.print(f"analysis: {len(index['files'])} files in {result.run_dir / ANALYSIS}", soft_wrap=True)
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
     return best_validation_score(result.summary, run_cfg)
 
@@ -127,9 +117,9 @@ def hydra_records(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     """Hydra's record of a run (.hydra/config.yaml, hydra.yaml, overrides.yaml), written by the run
     itself once it owns its dir (conf sets hydra.output_subdir=null so that Hydra writes nothing first)."""
     return {
-        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
-        ".hydra/hydra.yaml": OmegaConf.to_yaml({"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}),
-        ".hydra/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
+        f"{HYDRA_RECORD}/config.yaml": OmegaConf.to_yaml(cfg),
+        f"{HYDRA_RECORD}/hydra.yaml": OmegaConf.to_yaml({"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}),
+        f"{HYDRA_RECORD}/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
     }
 
 
@@ -148,47 +138,6 @@ def remove_if_empty(job_dir: Path) -> None:
         folder = folder.parent
 
 
-def os_error_line(err: OSError) -> str:
-    """One line for a failed file-system operation, naming the path."""
-    path = str(err.filename) if err.filename is not None else "?"
-    shown = path if len(path) <= 120 else path[:60] + "..." + path[-40:]
-    if err.errno == errno.ENOSPC:
-        return f"disk full at {shown}"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied at {shown}: choose a folder you can write (hydra.run.dir, STRF_RUNNER_DATA)"
-    if err.errno == errno.EROFS:
-        return f"read-only file system at {shown}"
-    if err.errno == errno.ENAMETOOLONG:
-        return (f"file name too long: {shown} ({len(Path(path).name)} characters; a name is limited to 255 bytes): "
-                "shorten run_name or hydra.run.dir")
-    return f"{err.strerror or type(err).__name__} at {shown}"
-
-
-def error_line(err: BaseException) -> str:
-    """One line for an error: the project's own message, the file-system failure, or the config key at fault."""
-    if isinstance(err, StrfRunnerError):
-        return str(err)
-    if isinstance(err, OSError) and err.errno is not None:  # Hydra's MissingConfigException is an OSError too
-        return os_error_line(err)
-    cause = err
-    while not isinstance(cause, OmegaConfBaseException) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(cause.object_type):
-        valid = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
-        return f"config key '{cause.full_key}' does not exist (valid keys here: {valid})"
-    if isinstance(cause, OmegaConfBaseException):
-        key = getattr(cause, "full_key", None)
-        msg = str(getattr(cause, "msg", "") or cause).strip().splitlines()[0]
-        return f"config key '{key}': {msg}" if key else msg
-    text = ""
-    for line in (line.strip() for line in str(err).splitlines()):
-        if line.startswith("Config search path"):
-            break
-        if line:
-            text += line if not text else (" " if text.endswith(":") else "; ") + line
-    return text or type(err).__name__
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -205,12 +154,8 @@ def main() -> None:
     print_warnings_as_lines(PROG)
     signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept
     try:
-        _task()
-    except (StrfRunnerError, HydraException, OmegaConfBaseException, ValueError, OSError) as err:
-        if show_traceback:
-            raise
-        print(f"{PROG}: error: {error_line(err)}", file=sys.stderr)
-        sys.exit(2)
+        with one_line_errors(PROG, HydraException, OmegaConfBaseException, ValueError, show_traceback=show_traceback):
+            _task()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -243,11 +188,8 @@ def report_main(argv: list[str] | None = None) -> None:
     from strf_runner.display import wide_console
     from strf_runner.sweep import report
 
-    try:
+    with one_line_errors("strf-report"):
         report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console(), neurons=args.neurons)
-    except StrfRunnerError as err:
-        print(f"strf-report: error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 def analyze_main(argv: list[str] | None = None) -> None:
@@ -269,14 +211,11 @@ def analyze_main(argv: list[str] | None = None) -> None:
     from strf_runner.analysis.run_analysis import analyze_run
 
     for run in args.runs:
-        try:
+        with one_line_errors("strf-analyze"):
             index = analyze_run(run, stimulus=args.stimulus, n_wav=args.wav,
                                 log=lambda step: print(f"strf-analyze: {run}: {step}", file=sys.stderr))
-        except StrfRunnerError as err:
-            print(f"strf-analyze: error: {err}", file=sys.stderr)
-            sys.exit(2)
         drift = index.get("mean_drift")
-        print(f"{run / 'analysis'}: {len(index['files'])} files" + (f", mean filter drift {drift:.1%}" if drift else ""))
+        print(f"{run / ANALYSIS}: {len(index['files'])} files" + (f", mean filter drift {drift:.1%}" if drift else ""))
 
 
 def predict_main(argv: list[str] | None = None) -> None:
@@ -322,7 +261,7 @@ def predict_main(argv: list[str] | None = None) -> None:
 
     console = wide_console()
     table = Table("input", "duration", "bins", "mean rate", "most active neuron (its mean)", "files")
-    try:
+    with one_line_errors("strf-predict"):
         run = load_run(args.run)
         out = args.out if args.out is not None else run.path / "predictions"
         jobs = [(p.name, lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar)) for p in args.wav]
@@ -344,8 +283,5 @@ def predict_main(argv: list[str] | None = None) -> None:
             table.add_row(label, f"{pred.rates.shape[1] * pred.dt_ms / 1000:.2f} s", str(pred.rates.shape[1]),
                           f"{means.mean():.4g}", f"{short_id(pred.neuron_ids[top])} ({means[top]:.3g})",
                           ", ".join(p.name for p in files.values()))
-    except StrfRunnerError as err:
-        print(f"strf-predict: error: {err}", file=sys.stderr)
-        sys.exit(2)
     console.print(table)
     console.print(f"predictions: {out}", soft_wrap=True, highlight=False)

@@ -8,14 +8,16 @@ not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_ex
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
 from strf_runner.errors import ConfigError, StrfRunnerWarning
+from strf_runner.identity import config_hash
 
 
 @dataclass
@@ -58,9 +60,9 @@ class NS1DatasetConfig(DatasetConfig):
 
     source: str = "ns1"
     download: bool = False
-    smooth: bool = True
-    resample_from: str = "reference"
-    native: str = "auto"
+    smooth: bool = True  # the reference's centred, unnormalised 5-tap Hann smoothing of the counts
+    resample_from: str = "reference"  # 48828 -> 48000 Hz as the reference does ("exact": 48828.125 Hz)
+    native: str = "auto"  # X_nfht when present in root, else recomputed from the waveforms
     verify: bool = True
     split: str = "default"
 
@@ -295,6 +297,34 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A run config resolved once. cfg: typed, every ``${...}`` resolved, validated. tree: the same as
+    a nested dict (config.yaml). hash: ``identity.config_hash(tree)``, the run's identity."""
+
+    cfg: RunConfig
+    tree: dict[str, Any]
+    hash: str
+
+    @property
+    def yaml(self) -> str:
+        return OmegaConf.to_yaml(self.tree)
+
+    def resuming(self) -> "ResolvedConfig":
+        """The same run with ``resume=true`` (a volatile key: the hash stays)."""
+        return ResolvedConfig(dataclasses.replace(self.cfg, resume=True), {**self.tree, "resume": True}, self.hash)
+
+
+def resolve_config(cfg: Any) -> ResolvedConfig:
+    """A RunConfig (or a DictConfig of one) resolved, type-checked and validated (ConfigError naming
+    the key otherwise): what a run, a sweep's reuse check and resume all compare."""
+    node = OmegaConf.structured(cfg)
+    tree = OmegaConf.to_container(node, resolve=True)
+    typed = OmegaConf.to_object(node)
+    validate(typed)
+    return ResolvedConfig(typed, tree, config_hash(tree))
 
 
 def validate(cfg: RunConfig) -> None:

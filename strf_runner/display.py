@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strf_runner.training.fitter import EpochRecord
+from strf_runner.training.fitter import EpochCallback, EpochRecord
 
 if TYPE_CHECKING:
     from strf_runner.results.aggregate import Aggregate
@@ -28,13 +28,11 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 @contextmanager
-def epoch_progress(
-    max_epochs: int, label: str, console: Console | None = None
-) -> Iterator[Callable[[EpochRecord, float, int | None], None]]:
+def epoch_progress(label: str, console: Console | None = None) -> Iterator[EpochCallback]:
     """A progress bar over epochs; yields the callback the fitter calls after each epoch.
 
-    Shows train loss, validation cc_norm and the best score so far. The bar ends early when
-    early stopping does.
+    Shows train loss, validation cc_norm and the best score so far. The bar appears with the first
+    epoch (so it never overlaps the data's own download bars) and ends early when early stopping does.
     """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -45,20 +43,27 @@ def epoch_progress(
         console=console,
         transient=False,
     )
-    task = progress.add_task(label, total=max_epochs, loss="-", val="-", best="-")
+    task = progress.add_task(label, total=None, loss="-", val="-", best="-", start=False)
 
-    def update(record: EpochRecord, best: float, best_epoch: int | None) -> None:
+    def update(record: EpochRecord, best: float, best_epoch: int | None, max_epochs: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+            progress.start_task(task)
         best_text = f"{_fmt(best)} (ep {best_epoch})" if best_epoch is not None else "-"
         progress.update(
             task,
+            total=max_epochs,
             completed=record.epoch,
             loss=_fmt(record.train_loss, 4),
             val=_fmt(record.val_cc_norm),
             best=best_text,
         )
 
-    with progress:
+    try:
         yield update
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

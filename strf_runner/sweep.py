@@ -26,45 +26,38 @@ from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import Aggregate, aggregate
 from strf_runner.results.collect import (
     collect_runs,
-    config_hash,
     find_finished,
     find_interrupted,
     is_run_dir,
     read_run,
 )
 from strf_runner.results.report import write_report
-from strf_runner.results.rundir import FAILED, LAST_STATE, TEST_PREDICTIONS, RunDir
-
-COPIED = ("config.yaml", "neurons.csv", "history.csv", "best.pt", "model.json", TEST_PREDICTIONS)
+from strf_runner.results.rundir import CONFIG, LAST_STATE, RESULT_FILES, RunDir
 
 
-def reuse_finished(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:
-    """If a finished run under ``roots`` has ``cfg``'s config hash, copy it into ``job_dir`` and
-    return its summary (with ``reused_from`` added); else None. ``cfg``: a RunConfig."""
+def reuse_finished(wanted: str, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:
+    """If a finished run under ``roots`` has the config hash ``wanted`` (``ResolvedConfig.hash``), copy
+    it into ``job_dir`` and return its summary (with ``reused_from`` added); else None."""
     job_dir = Path(job_dir).resolve()
     if RunDir(job_dir).finished:  # the same sweep dir run again: this job is done already
         return dict(read_run(job_dir).summary, reused_from=str(job_dir))
-    found = _search(roots, find_finished, _hash(cfg), job_dir)
+    found = _search(roots, find_finished, wanted, job_dir)
     if found is None:
         return None
     summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
-    _copy_into(job_dir, found, COPIED, summary=summary)
+    _copy_into(job_dir, found, RESULT_FILES, summary=summary)
     return summary
 
 
-def prepare_resume(cfg: Any, job_dir: str | Path, roots: list[str | Path]) -> Path | None:
-    """If an interrupted run with ``cfg``'s config hash (and a saved training state) exists under
+def prepare_resume(wanted: str, job_dir: str | Path, roots: list[str | Path]) -> Path | None:
+    """If an interrupted run with the config hash ``wanted`` (and a saved training state) exists under
     ``roots``, copy its state, best weights and config into ``job_dir`` and return where it came
     from: the job then continues with resume=true instead of starting over. None otherwise."""
     job_dir = Path(job_dir).resolve()
-    found = _search(roots, find_interrupted, _hash(cfg))
+    found = _search(roots, find_interrupted, wanted)
     if found is not None and found.resolve() != job_dir:
-        _copy_into(job_dir, found, (LAST_STATE, *COPIED))
+        _copy_into(job_dir, found, (LAST_STATE, *RESULT_FILES))
     return found
-
-
-def _hash(cfg: Any) -> str:
-    return config_hash(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
 
 
 def _search(
@@ -95,14 +88,13 @@ def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: s
     traceback), plus its config.yaml if the run failed before writing one (so reports find it)."""
     run = RunDir(job_dir)
     run.path.mkdir(parents=True, exist_ok=True)
-    if not (run.path / "config.yaml").is_file():
+    if not (run.path / CONFIG).is_file():
         try:
             text = OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True)
         except Exception:
             text = OmegaConf.to_yaml(OmegaConf.structured(cfg))
-        run.write_text("config.yaml", text)
-    run.write_json(
-        FAILED,
+        run.write_text(CONFIG, text)
+    run.record_failure(
         {
             "error": message,
             "type": type(err).__name__,

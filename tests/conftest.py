@@ -1,52 +1,14 @@
-"""Shared test fixtures: small datasets in the project's format, built in memory."""
+"""Shared test fixtures: small datasets in the project's format, built in memory by ``tests.helpers.make_content``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from strf_runner.data.schema import DatasetContent, Stimulus
-
-
-def make_content(
-    n_stimuli: int = 5,
-    n_neurons: int = 4,
-    n_repeats: int = 3,
-    n_bands: int = 6,
-    hop: int = 8,
-    lengths: list[int] | None = None,
-    seed: int = 0,
-) -> DatasetContent:
-    """A random dataset with both views; stimuli may differ in length (``lengths`` in bins)."""
-    rng = np.random.default_rng(seed)
-    lengths = lengths or [20 + 3 * i for i in range(n_stimuli)]
-    stimuli = []
-    for i, t in enumerate(lengths):
-        responses = rng.poisson(1.0, size=(n_neurons, n_repeats, t)).astype(np.float32)
-        stimuli.append(
-            Stimulus(
-                name=f"s{i}",
-                type="noise" if i % 2 else "tone",
-                responses=responses,
-                spectrogram=rng.normal(size=(n_bands, t)).astype(np.float32),
-                waveform=rng.normal(size=t * hop).astype(np.float32),
-            )
-        )
-    n = len(lengths)
-    return DatasetContent(
-        name="tiny",
-        dt_ms=5.0,
-        neuron_ids=[f"u{k}" for k in range(n_neurons)],
-        stimuli=stimuli,
-        splits={"train": list(range(n - 2)), "val": [n - 2], "test": [n - 1]},
-        audio_fs=hop * 200.0,
-        spectrogram_freqs=np.geomspace(500, 8000, n_bands),
-        neuron_meta={"depth_um": np.arange(n_neurons) * 100, "grade": np.array(["Yes", "No"] * (n_neurons // 2))},
-        attrs={"native_source": "random", "description": "test data"},
-    )
+from strf_runner.data.schema import DatasetContent
+from tests.helpers import make_content
 
 
 @pytest.fixture

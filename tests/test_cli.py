@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-TINY = ["dataset=synth_tiny", "trainer=smoke", "device=cpu"]
-
-
-def strf_run(args: list[str], cache: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``strf-run ARGS`` as a user runs it: a subprocess with its own dataset cache (and extra env)."""
-    exe = shutil.which("strf-run")
-    cmd = [exe] if exe else [sys.executable, "-m", "strf_runner.cli"]
-    env = {**os.environ, "STRF_RUNNER_DATA": str(cache), **(env or {})}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+from tests.helpers import TINY_ARGS, strf_run
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +17,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def test_smoke_run_writes_results_and_prints_the_table(tmp_path, cache):
-    proc = strf_run(TINY + [f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
+    proc = strf_run(TINY_ARGS + [f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "run"
     for name in ("config.yaml", "neurons.csv", "history.csv", "summary.json", "best.pt"):
@@ -45,13 +32,13 @@ def test_smoke_run_writes_results_and_prints_the_table(tmp_path, cache):
 
 
 def test_default_output_dir_is_under_outputs(tmp_path, cache):
-    proc = strf_run(TINY + ["trainer.max_epochs=1"], cache, tmp_path)
+    proc = strf_run(TINY_ARGS + ["trainer.max_epochs=1"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "outputs" / "runs").glob("*/*/summary.json"))) == 1
 
 
 def test_finished_run_is_not_overwritten(tmp_path, cache):
-    args = TINY + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
     assert strf_run(args, cache, tmp_path).returncode == 0
     before = (tmp_path / "run" / "summary.json").read_text()
     proc = strf_run(args, cache, tmp_path)

@@ -10,7 +10,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from strf_runner.cli import error_line, register_configs
+from strf_runner.compose import register_configs
+from strf_runner.entry import error_line
 from strf_runner.config import (
     HDF5DatasetConfig,
     LinearModelConfig,
@@ -80,7 +81,7 @@ def test_a_readout_budget_replaces_the_trainers_epochs_and_trains_its_own_parame
 
     from strf_runner.config import epoch_budget
     from strf_runner.experiment import run_experiment
-    from tests.test_experiment import tiny_config
+    from tests.helpers import tiny_config
 
     assert epoch_budget(compose_run(["model=statenet", "model.max_epochs=150"])) == (150, 30)
     assert epoch_budget(compose_run(["model.patience=5"])) == (100, 5)

@@ -10,19 +10,7 @@ import pytest
 from strf_runner.config import FrontendConfig, LinearModelConfig, RunConfig, SynthDatasetConfig, TrainerConfig
 from strf_runner.errors import ConfigError, DatasetError
 from strf_runner.experiment import run_experiment
-
-TINY = dict(name="synth_tiny", n_stimuli=6, duration_s=1.0, n_neurons=16, n_repeats=6, n_train=4, n_val=1, n_test=1)
-
-
-def tiny_config(tmp_path, seed=0, max_epochs=4, **dataset) -> RunConfig:
-    return RunConfig(
-        dataset=SynthDatasetConfig(root=str(tmp_path / "cache"), **{**TINY, **dataset}),
-        frontend=FrontendConfig(name="native"),
-        model=LinearModelConfig(),
-        trainer=TrainerConfig(max_epochs=max_epochs, patience=max_epochs, device="cpu"),
-        seed=seed,
-        run_name="test",
-    )
+from tests.helpers import tiny_config
 
 
 def test_run_writes_everything_and_reports_the_ceiling(tmp_path):

@@ -90,8 +90,8 @@ def test_a_frontend_and_a_readout_added_by_a_user_run_everywhere(tmp_path, added
     np.testing.assert_allclose(prediction["rates"], saved[:, : prediction["rates"].shape[1]], rtol=1e-5, atol=1e-6)
 
     cli.analyze_main([str(run)])
-    files = json.loads((run / "summary.json").read_text())["analysis"]["files"]
-    assert {"traces", "receptive_field", "gradmaps_csv"} <= set(files) and "filterbank" not in files
-    skipped = json.loads((run / "summary.json").read_text())["analysis"]["skipped"]
+    index = json.loads((run / "analysis" / "index.json").read_text())
+    assert {"traces", "receptive_field", "gradmaps_csv"} <= set(index["files"]) and "filterbank" not in index["files"]
+    skipped = index["skipped"]
     assert "does not say what frequency its channels stand for" in skipped  # no frequency axis: said, not hidden
     assert pd.read_csv(run / "neurons.csv")["valid"].any()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strf_runner.cli import os_error_line
+from strf_runner.entry import os_error_line
 from strf_runner.config import FrontendConfig, HDF5DatasetConfig, LinearModelConfig, RunConfig, TrainerConfig
 from strf_runner.data.dataset import split_datasets
 from strf_runner.data.ns1 import split_indices
@@ -28,9 +28,7 @@ from strf_runner.errors import ConfigError, DatasetError, ResultsError, StrfRunn
 from strf_runner.experiment import run_experiment
 from strf_runner.results.rundir import LOCK, RunDir
 from strf_runner.training.fitter import FitState
-from tests.conftest import make_content
-from tests.test_cli import TINY, strf_run
-from tests.test_experiment import tiny_config
+from tests.helpers import TINY_ARGS, make_content, strf_run, tiny_config
 
 
 def hdf5_config(path: Path, max_epochs: int = 3, **model) -> RunConfig:
@@ -62,8 +60,8 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_overlapping_split_overrides_are_refused_naming_the_shared_stimuli(tmp_path, cache):
-    proc = strf_run(TINY + ["dataset.train_stimuli=[0,1,2]", "dataset.val_stimuli=[3]", "dataset.test_stimuli=[0]"],
-                    cache, tmp_path)
+    proc = strf_run(TINY_ARGS + ["dataset.train_stimuli=[0,1,2]", "dataset.val_stimuli=[3]",
+                                 "dataset.test_stimuli=[0]"], cache, tmp_path)
     line = one_error_line(proc)
     assert "splits 'train' and 'test' share stimuli [0]" in line and "dataset.test_stimuli" in line
     assert not (tmp_path / "outputs").exists(), "a refused run leaves no run dir behind"
@@ -250,6 +248,12 @@ def test_an_interrupted_run_is_taken_over_only_by_resume(tmp_path):
     resumed.release()
 
 
+def run_files(run) -> set[str]:
+    """The files in a run dir, without the temporary files of the atomic writes the live run is making
+    (its checkpoint every epoch): they come and go while the test looks."""
+    return {p.name for p in run.iterdir() if not p.name.endswith(".tmp")}
+
+
 def test_two_runs_into_one_dir_at_once_the_second_is_refused(tmp_path, cache):
     """The issue's case: a long run, and another run started into the same hydra.run.dir while it trains."""
     run = tmp_path / "shared"
@@ -260,11 +264,11 @@ def test_two_runs_into_one_dir_at_once_the_second_is_refused(tmp_path, cache):
     )
     try:
         wait_for(lambda: (run / "last.pt").is_file(), first)
-        before = {p.name for p in run.iterdir()}
-        second = strf_run(TINY + ["model=ln", f"hydra.run.dir={run}"], cache, tmp_path)
+        before = run_files(run)
+        second = strf_run(TINY_ARGS + ["model=ln", f"hydra.run.dir={run}"], cache, tmp_path)
         line = one_error_line(second)
         assert f"{run} is in use by another run (pid {first.pid}" in line and "resume=true" not in line
-        assert {p.name for p in run.iterdir()} == before and not (run / "summary.json").exists()
+        assert run_files(run) == before and not (run / "summary.json").exists()
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
@@ -360,7 +364,7 @@ def _pages(folder: Path) -> int:
 
 def test_a_real_full_disk_is_one_line_and_leaves_a_resumable_run(tmp_path, cache, tiny_disk):
     """On a real (tmpfs) disk with room for one epoch's files and half a training state more."""
-    one = strf_run(TINY + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'one'}"], cache, tmp_path)
+    one = strf_run(TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'one'}"], cache, tmp_path)
     assert one.returncode == 0, one.stderr
     (tmp_path / "one" / "summary.json").unlink()
     room = _pages(tmp_path / "one") - _pages(tmp_path / "one") % 4096 + (tmp_path / "one" / "last.pt").stat().st_size // 2
@@ -389,7 +393,7 @@ def test_a_real_full_disk_is_one_line_and_leaves_a_resumable_run(tmp_path, cache
     ids=["lr_inf", "empty_path", "long_run_name", "huge_window"],
 )
 def test_bad_values_are_one_line_and_leave_nothing(tmp_path, cache, args, expected):
-    line = one_error_line(strf_run(TINY + args, cache, tmp_path))
+    line = one_error_line(strf_run(TINY_ARGS + args, cache, tmp_path))
     assert expected in line
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.yaml"))
 
@@ -397,9 +401,9 @@ def test_bad_values_are_one_line_and_leave_nothing(tmp_path, cache, args, expect
 def test_unwritable_places_are_one_line(tmp_path, cache):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    line = one_error_line(strf_run(TINY + [f"hydra.run.dir={blocker / 'run'}"], cache, tmp_path))
+    line = one_error_line(strf_run(TINY_ARGS + [f"hydra.run.dir={blocker / 'run'}"], cache, tmp_path))
     assert str(blocker) in line
-    line = one_error_line(strf_run(TINY, blocker / "cache", tmp_path))
+    line = one_error_line(strf_run(TINY_ARGS, blocker / "cache", tmp_path))
     assert "cannot write the synthetic dataset file" in line and "STRF_RUNNER_DATA" in line
 
 
@@ -416,7 +420,7 @@ def test_os_errors_read_as_one_line_naming_the_path():
 
 
 def test_warnings_are_one_clean_line(tmp_path, cache):
-    proc = strf_run(TINY + ["trainer.max_epochs=2", "trainer.patience=30", f"hydra.run.dir={tmp_path / 'run'}"],
+    proc = strf_run(TINY_ARGS + ["trainer.max_epochs=2", "trainer.patience=30", f"hydra.run.dir={tmp_path / 'run'}"],
                     cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     warnings_ = [line for line in proc.stderr.splitlines() if "warning" in line.lower()]
@@ -425,7 +429,7 @@ def test_warnings_are_one_clean_line(tmp_path, cache):
 
 
 def test_a_run_writes_its_hydra_record_itself(tmp_path, cache):
-    proc = strf_run(TINY + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
+    proc = strf_run(TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     record = tmp_path / "run" / ".hydra"
     assert {p.name for p in record.iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}

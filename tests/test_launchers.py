@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_cli import strf_run
+from tests.helpers import strf_run
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -146,7 +146,7 @@ def render_sbatch(overrides: list[str], n_jobs: int, tmp_path: Path, monkeypatch
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor
 
-    from strf_runner.cli import register_configs
+    from strf_runner.compose import register_configs
 
     srun = tmp_path / "bin" / "srun"  # submitit's SlurmExecutor refuses to start where there is no srun
     srun.parent.mkdir()
@@ -237,7 +237,7 @@ def test_tune_experiment_config():
     """The search space and the study as conf/experiment/tune.yaml declares them."""
     from hydra import compose, initialize_config_module
 
-    from strf_runner.cli import register_configs
+    from strf_runner.compose import register_configs
 
     register_configs()
     with initialize_config_module(config_module="strf_runner.conf", version_base="1.3"):

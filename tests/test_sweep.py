@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 from scipy import stats as sps
 
 from strf_runner.sweep import AggregateCallback
-from tests.results.test_aggregate import config, scores, write_run
-from tests.test_cli import TINY, strf_run
+from tests.helpers import TINY_ARGS, fake_scores, run_config, strf_run, write_fake_run
 
 FRONTENDS = ["native", "native_pcen", "mel"]
 
@@ -34,7 +33,7 @@ def job_dirs(sweep: Path) -> list[Path]:
 
 def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache):
     sweep = tmp_path / "sweep"
-    proc = strf_run(["-m", f"frontend={','.join(FRONTENDS)}", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+    proc = strf_run(["-m", f"frontend={','.join(FRONTENDS)}", "seed=0,1", *TINY_ARGS, f"hydra.sweep.dir={sweep}"],
                     cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(job_dirs(sweep)) == 6 and all((d / "summary.json").is_file() for d in job_dirs(sweep))
@@ -68,7 +67,7 @@ def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     sweep = tmp_path / "sweep"
-    proc = strf_run(["-m", "model.temporal_window_size=0,3", *TINY, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
+    proc = strf_run(["-m", "model.temporal_window_size=0,3", *TINY_ARGS, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     bad, good = job_dirs(sweep)
     failed = json.loads((bad / "failed.json").read_text())
@@ -84,7 +83,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
 def test_the_end_of_sweep_aggregate_lists_a_corrupt_run(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for k, fe in enumerate(("native", "leaf", "mel")):
-        write_run(sweep / f"{k}_{fe}-s0", config(fe, 0), scores(fe, 0))
+        write_fake_run(sweep / f"{k}_{fe}-s0", run_config(fe, 0), fake_scores(fe, 0))
     (sweep / "1_leaf-s0" / "summary.json").write_text('{"test_mean_cc_norm": 0.6')  # cut short by a full disk
     AggregateCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
     assert "2 finished, 0 failed, 0 unfinished, 1 corrupt" in " ".join(capsys.readouterr().out.split())
@@ -95,7 +94,7 @@ def test_the_end_of_sweep_aggregate_lists_a_corrupt_run(tmp_path, capsys):
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
-    args = ["-m", "seed=0,1,2,3", *TINY, f"sweep_root={tmp_path / 'sweeps'}"]
+    args = ["-m", "seed=0,1,2,3", *TINY_ARGS, f"sweep_root={tmp_path / 'sweeps'}"]
     env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
     first = tmp_path / "sweeps" / "first"
     cmd = [sys.executable, "-m", "strf_runner.cli", *args, f"hydra.sweep.dir={first}"]
@@ -133,7 +132,7 @@ def test_every_readout_trains_with_every_frontend(tmp_path, cache):
 
     sweep = tmp_path / "sweep"
     frontends, models = FRONTENDS.names(), READOUTS.names()
-    proc = strf_run(["-m", f"frontend={','.join(frontends)}", f"model={','.join(models)}", *TINY,
+    proc = strf_run(["-m", f"frontend={','.join(frontends)}", f"model={','.join(models)}", *TINY_ARGS,
                      "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
@@ -150,7 +149,7 @@ def test_two_sweeps_writing_one_sweep_dir_at_once(tmp_path, cache):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "strf_runner.cli", "-m", f"frontend={fe}", "seed=0,1", *TINY,
+        subprocess.Popen([sys.executable, "-m", "strf_runner.cli", "-m", f"frontend={fe}", "seed=0,1", *TINY_ARGS,
                           "trainer.threads=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for fe in ("native", "mel")

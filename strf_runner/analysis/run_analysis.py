@@ -6,7 +6,8 @@ spectrograms.png with spectrogram_learned.csv / spectrogram_native.csv, strfs.pn
 learned on synthetic data), strf_gradmaps.png/.npz, for waveform models receptive_field.png,
 gradmaps.csv (per neuron the ms holding 99 % of the gradient of its last output frame w.r.t. the
 stimulus's last 2 s) and rf_/stim_<id>.wav, and
-traces.png/.csv; then index.json, and the same index as the ``analysis`` entry of summary.json.
+traces.png/.csv; then index.json (files and numbers). The run's own files, summary.json included,
+are never touched (results/rundir.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from strf_runner.atomic import atomic_path
 from strf_runner.results.tables import short_id
 from strf_runner.errors import ResultsError
 from strf_runner.results.load import load_run, run_dataset
-from strf_runner.results.rundir import SUMMARY, RunDir, atomic_write_text
+from strf_runner.results.rundir import ANALYSIS, ANALYSIS_INDEX, NEURONS, atomic_write_text
 
 RF_SECONDS = 0.5  # the stretch of stimulus written beside each receptive field
 RF_CONTEXT_S = 2.0  # waveform gradients are taken on the stimulus's last 2 s: receptive fields are far shorter
@@ -67,8 +68,8 @@ def analyze_run(
     stim = content.stimuli[k]
     view = run.info["view"]
     x = torch.from_numpy(np.ascontiguousarray(stim.waveform if view == "waveform" else stim.spectrogram))[None, None]
-    scores = pd.read_csv(run.path / "neurons.csv")["cc_norm"].to_numpy(dtype=float)
-    out = run.path / "analysis"
+    scores = pd.read_csv(run.path / NEURONS)["cc_norm"].to_numpy(dtype=float)
+    out = run.path / ANALYSIS
     out.mkdir(exist_ok=True)
     files: dict[str, str] = {}
     numbers: dict[str, Any] = {"stimulus": k, "stimulus_name": stim.name}
@@ -154,8 +155,8 @@ def analyze_run(
     table("traces", traces_table(responses, prediction, picks, ids, content.dt_ms))
 
     index = {"files": files, **numbers}
-    files["index"] = atomic_write_text(out / "index.json", json.dumps(index, indent=2, default=float) + "\n").name
-    RunDir(run.path).write_json(SUMMARY, {**run.summary, "analysis": {"dir": "analysis", **index}})
+    files["index"] = ANALYSIS_INDEX
+    atomic_write_text(out / ANALYSIS_INDEX, json.dumps(index, indent=2, default=float) + "\n")
     return index
 
 

@@ -85,7 +85,6 @@ def run_child(kind: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def frontend_rows(only: list[str] | None, references: bool) -> list[str]:
     from strf_runner.frontends.registry import FRONTENDS
-    from strf_runner.models.registry import READOUTS
 
     rows = only or FRONTENDS.names() + [SINC_ENV]
     if references:

@@ -22,14 +22,12 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
 from strf_runner.bench.frontends import parse_row
 from strf_runner.bench.names import DIRECT, TORCH_RNN
 from strf_runner.bench.reference import DirectLEAF
-from strf_runner.cli import register_configs
-from strf_runner.config import RunConfig, validate
+from strf_runner.compose import compose_config
+
 from strf_runner.data.schema import DatasetContent, Stimulus, write_dataset
 
 AUDIO_FS, HOP, N_FRAMES, N_BANDS = 48000.0, 240, 999, 34
@@ -58,16 +56,6 @@ def ns1_shaped_content(seed: int = 0) -> DatasetContent:
         audio_fs=AUDIO_FS,
         spectrogram_freqs=np.geomspace(500, 22627, N_BANDS),
     )
-
-
-def compose_config(overrides: list[str]) -> RunConfig:
-    """The ``RunConfig`` that ``strf-run <overrides>`` would run (Hydra's compose API)."""
-    register_configs()
-    with initialize_config_module(config_module="strf_runner.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    run_cfg: RunConfig = OmegaConf.to_object(cfg)
-    validate(run_cfg)
-    return run_cfg
 
 
 @dataclass
@@ -99,8 +87,8 @@ def references(row: str) -> Iterator[None]:
 
     saved = experiment.build_model, statenet.recur
     if row.startswith(DIRECT):
-        def build_direct(cfg, data):  # noqa: ANN001, ANN202 (build_model's signature)
-            model = saved[0](cfg, data)
+        def build_direct(frontend, readout, data):  # noqa: ANN001, ANN202 (build_model's signature)
+            model = saved[0](frontend, readout, data)
             model.frontend = DirectLEAF(model.frontend)
             return model
 

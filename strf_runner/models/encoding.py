@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from strf_runner.config import BUDGET_KEYS, FrontendConfig, ModelConfig
 from strf_runner.errors import StrfRunnerError
 from strf_runner.frontends.base import Frontend
-from strf_runner.frontends.registry import build_frontend
+from strf_runner.frontends.registry import build_frontend, frontend_class
 from strf_runner.models.registry import build_readout
+
+if TYPE_CHECKING:
+    from strf_runner.data.dataset import NeuralDataset
 
 
 class EncodingModel(nn.Module):
@@ -65,3 +70,30 @@ def build_encoding_model(spec: dict[str, Any]) -> EncodingModel:
     a saved spec rebuilds the exact architecture without the dataset."""
     fe, ro = dict(spec["frontend"]), dict(spec["readout"])
     return EncodingModel(build_frontend(fe.pop("name"), **fe), build_readout(ro.pop("name"), **ro))
+
+
+def build_model(frontend: FrontendConfig, readout: ModelConfig, data: NeuralDataset) -> EncodingModel:
+    """Front-end + readout as configured, for ``data``'s geometry, each built once; ``model.spec`` holds
+    every constructor argument of both (data-dependent ones included: what ``build_encoding_model``
+    rebuilds it from). The config's training budget (lr, epochs) is no constructor argument."""
+    frontend_spec = {k: v for k, v in dataclasses.asdict(frontend).items() if k != "lr"}
+    frontend_spec.update(frontend_class(frontend.name).geometry(data.n_bands, data.audio_fs, data.hop))
+    built = build_frontend(**frontend_spec)
+    readout_spec = {k: v for k, v in dataclasses.asdict(readout).items() if k not in BUDGET_KEYS}
+    readout_spec.update(n_bands=built.out_channels, n_neurons=data.n_neurons)
+    model = EncodingModel(built, build_readout(**readout_spec))
+    model.spec = {"frontend": frontend_spec, "readout": readout_spec}
+    return model
+
+
+def model_info(model: EncodingModel, data: NeuralDataset) -> dict[str, Any]:
+    """model.json: the model's spec plus what a user of the model needs to feed it and read its output."""
+    return {
+        "spec": model.spec,
+        "view": data.view,
+        "neuron_ids": list(data.neuron_ids),
+        "dt_ms": data.dt_ms,
+        "audio_fs": data.audio_fs,
+        "hop": data.hop,
+        "spectrogram_freqs_hz": None if data.spectrogram_freqs is None else [float(f) for f in data.spectrogram_freqs],
+    }

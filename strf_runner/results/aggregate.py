@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from strf_runner.errors import ResultsError
-from strf_runner.results.collect import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS, RunRecord
+from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS
+from strf_runner.results.collect import RunRecord
 from strf_runner.data.selection import select_neuron_indices
 from strf_runner.results.ensemble import DatasetCache, Ensemble, ensemble_of
 from strf_runner.results.stats import paired_comparison, summarise_scores

@@ -16,11 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from strf_runner.data.schema import DatasetContent, file_sha256, read_dataset
 from strf_runner.errors import ResultsError, StrfRunnerError
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
-from strf_runner.results.rundir import SUMMARY
+from strf_runner.results.rundir import CHECKPOINT, CONFIG, MODEL_INFO, SUMMARY
 from strf_runner.training.checkpoint import load_checkpoint
-
-MODEL_INFO = "model.json"
-CHECKPOINT = "best.pt"
 
 
 @dataclass
@@ -44,7 +41,7 @@ def load_run(path: str | Path) -> LoadedRun:
     try:
         info = json.loads((path / MODEL_INFO).read_text())
         summary = json.loads((path / SUMMARY).read_text())
-        config = OmegaConf.load(path / "config.yaml")
+        config = OmegaConf.load(path / CONFIG)
     except (OSError, ValueError) as err:
         raise ResultsError(f"cannot read the run at {path}: {err}") from err
     try:

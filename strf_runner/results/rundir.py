@@ -1,10 +1,30 @@
-"""A run directory: one owner at a time, every file written atomically, a finished run never overwritten.
+"""The run directory: every file name in it, who writes what, and when a run counts as finished.
 
-``summary.json`` is written last and marks a run as finished. A run owns its directory from its first
-write to its end through ``run.lock``: an exclusive ``flock`` held by the running process (the kernel
-drops it when the process dies, however it dies) on a file that names the owner (pid, host, start).
-A second run into the same directory is refused while the first holds it; an interrupted run (its
-``last.pt`` there, no ``summary.json`` or ``failed.json``) is taken over only with ``resume=true``.
+This module is the one owner of the layout; runs, sweeps, reports, predict, analyze and resume read
+and write a run directory only through the names and methods here. Layout, in the order a run writes it:
+
+=======================  ==============================================================================
+``run.lock``             the owner while the run lives (below); removed at the end
+``.hydra/``              Hydra's record of the command (CLI runs only)
+``config.yaml``          the resolved config, written first: a folder with one is a run directory
+``model.json``           every constructor argument of the model plus what feeding it needs
+``last.pt``              the whole training state after the latest epoch (what ``resume=true`` continues)
+``best.pt``              the best-validation weights
+``neurons.csv``          per-neuron test scores
+``test_predictions.npz`` the best model's test predictions (for seed ensembles)
+``history.csv``          one row per epoch
+``summary.json``         written last, once, never rewritten: its presence means "finished"
+``failed.json``          instead of ``summary.json`` when the run failed (plus ``failed_state.pt`` for
+                         a training failure)
+``analysis/``            strf-analyze's figures, tables and WAVs, indexed by ``analysis/index.json``;
+                         written after the run, never touching the files above
+=======================  ==============================================================================
+
+Every file is written atomically (a temp file renamed into place). A run owns its directory from its
+first write to its end through ``run.lock``: an exclusive ``flock`` held by the running process (the
+kernel drops it when the process dies, however it dies) on a file that names the owner (pid, host,
+start). A second run into the same directory is refused while the first holds it; an interrupted run
+(its ``last.pt`` there, no ``summary.json`` or ``failed.json``) is taken over only with ``resume=true``.
 """
 
 from __future__ import annotations
@@ -20,7 +40,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
+import yaml
 
 from strf_runner.atomic import atomic_path
 from strf_runner.errors import ResultsError
@@ -30,11 +52,22 @@ try:
 except ImportError:  # not POSIX: fall back to the pid/host record alone
     fcntl = None  # type: ignore[assignment]
 
+LOCK = "run.lock"
+HYDRA_RECORD = ".hydra"
+CONFIG = "config.yaml"
+MODEL_INFO = "model.json"
+LAST_STATE = "last.pt"
+CHECKPOINT = "best.pt"
+NEURONS = "neurons.csv"
+TEST_PREDICTIONS = "test_predictions.npz"
+HISTORY = "history.csv"
 SUMMARY = "summary.json"
 FAILED = "failed.json"
-LAST_STATE = "last.pt"  # the whole training state after the latest epoch (resume=true continues from it)
-LOCK = "run.lock"
-TEST_PREDICTIONS = "test_predictions.npz"  # the best model's predictions for the test stimuli
+FAILED_STATE = "failed_state.pt"
+ANALYSIS = "analysis"
+ANALYSIS_INDEX = "index.json"  # inside ANALYSIS
+# what a finished run's results are: copied when a sweep reuses a finished run (summary.json after them)
+RESULT_FILES = (CONFIG, MODEL_INFO, CHECKPOINT, NEURONS, TEST_PREDICTIONS, HISTORY)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -68,9 +101,20 @@ class RunDir:
         self.path = Path(path)
         self._lock_fd: int | None = None
 
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
     @property
     def checkpoint(self) -> Path:
-        return self.path / "best.pt"
+        return self.path / CHECKPOINT
+
+    @property
+    def last_state(self) -> Path:
+        return self.path / LAST_STATE
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.path / ANALYSIS
 
     @property
     def finished(self) -> bool:
@@ -186,8 +230,39 @@ class RunDir:
         return self.write_text(name, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
-        """Write summary.json, the marker of a finished run; call it last."""
+        """Write summary.json, the marker of a finished run; call it last. A finished run's summary
+        is never rewritten (ResultsError): later work (analysis) keeps its own index."""
+        self._refuse_finished()
         return self.write_json(SUMMARY, summary)
+
+    def start(self, config_yaml: str, model_info: dict[str, Any], records: dict[str, str] | None = None) -> None:
+        """A run's first writes, once it owns the folder: ``records`` (relative name -> text, the CLI's
+        Hydra record), config.yaml and model.json; a failed.json of an earlier attempt is removed."""
+        for name, text in (records or {}).items():
+            self.write_text(name, text)
+        self.write_text(CONFIG, config_yaml)
+        (self.path / FAILED).unlink(missing_ok=True)
+        self.write_json(MODEL_INFO, model_info)
+
+    def saved_config(self) -> dict[str, Any] | None:
+        """The resolved config this folder's run wrote (config.yaml as a dict), None if it has none."""
+        path = self.path / CONFIG
+        if not path.is_file():
+            return None
+        return yaml.safe_load(path.read_text()) or {}
+
+    def write_test_predictions(self, predictions: np.ndarray, stimuli: list[int], neuron_ids: list[str]) -> Path:
+        """The best model's test-set predictions: ``predictions`` (S, N, T_max) float32 (NaN past a
+        shorter stimulus's end), ``stimuli`` (S,) dataset indices, ``neuron_ids`` (N,)."""
+        path = self.path / TEST_PREDICTIONS
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, predictions=np.asarray(predictions, dtype=np.float32),
+                     stimuli=np.asarray(stimuli, dtype=np.int64), neuron_ids=np.asarray(neuron_ids))
+        return path
+
+    def record_failure(self, failure: dict[str, Any]) -> Path:
+        """failed.json: ``failure`` holds at least "error" (one line) and "type"."""
+        return self.write_json(FAILED, failure)
 
 
 def _try_flock(fd: int) -> bool:

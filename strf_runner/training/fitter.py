@@ -200,11 +200,15 @@ class FitState:
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+EpochCallback = Callable[[EpochRecord, float, "int | None", int], None]
+
+
 class Fitter:
     """Fits a model with early stopping on a monitored validation score and best-val restore.
 
     checkpoint_path: where the best state is saved on each improvement and restored from at the end.
-    on_epoch_end: called with (record, best_score, best_epoch) after every epoch (progress display).
+    on_epoch_end: called with (record, best_score, best_epoch, max_epochs) after every epoch (progress
+    display).
     """
 
     def __init__(
@@ -219,7 +223,7 @@ class Fitter:
         mode: str = "max",
         track_train_metrics: bool = True,
         checkpoint_path: str | Path | None = None,
-        on_epoch_end: Callable[[EpochRecord, float, int | None], None] | None = None,
+        on_epoch_end: EpochCallback | None = None,
         grad_clip: float | None = None,
         state_path: str | Path | None = None,
     ) -> None:
@@ -297,7 +301,7 @@ class Fitter:
                 state.save(self.state_path, self.model, self.optimizer, train)
                 record.seconds = time.perf_counter() - start
             if self.on_epoch_end is not None:
-                self.on_epoch_end(record, state.best, state.best_epoch)
+                self.on_epoch_end(record, state.best, state.best_epoch, self.max_epochs)
         if state.stale >= self.patience:
             stop_reason = "patience"
         if self.checkpoint_path is not None and state.best_epoch is not None:

@@ -16,6 +16,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def configure_torch(threads: int | None, deterministic: bool) -> None:
+    """The process-wide torch settings a run asks for: its CPU thread count (None: torch's default)
+    and deterministic kernels."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if deterministic:
+        make_deterministic()
+
+
 def make_deterministic() -> None:
     """Ask torch for deterministic kernels (cuBLAS needs its workspace setting before first use).
 

@@ -30,21 +30,23 @@ from strf_runner.config import (
     SincNetFrontendConfig,
     StateNetModelConfig,
 )
+from strf_runner.compose import compose_config
 from strf_runner.data.cochleagram import native_cochleagram
 from strf_runner.data.schema import read_dataset
 from strf_runner.errors import AudioError, ConfigError, ResultsError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment, warm_start
 from strf_runner.predict.audio import grid_chunks, open_sound, resample_margin, resample_ratio, resampled_blocks
 from strf_runner.predict.predictor import channel_frequencies, cochleagram_chunks, predict_sound, predict_stimulus
+from strf_runner.models.registry import READOUTS
 from strf_runner.results.load import load_run
-from tests.test_experiment import tiny_config
+from tests.helpers import tiny_config
 
+# every registered readout behind the native spectrogram (each front-end is run through strf-predict by
+# the contract bank, tests/frontends/test_contract.py), plus front-end x readout pairs whose state or
+# chunk context interact
 CASES = {
-    "native-linear": (FrontendConfig(name="native"), LinearModelConfig()),
-    "native-ln": (FrontendConfig(name="native"), LNModelConfig()),
-    "native-nrf": (FrontendConfig(name="native"), NRFModelConfig()),
-    "native-dnet": (FrontendConfig(name="native"), DNetModelConfig()),
-    "native-statenet": (FrontendConfig(name="native"), StateNetModelConfig()),
+    **{f"native-{name}": (FrontendConfig(name="native"), compose_config([f"model={name}"]).model)
+       for name in READOUTS.names()},
     "native_pcen-linear": (NativePcenFrontendConfig(), LinearModelConfig()),
     "mel-linear": (MelFrontendConfig(n_filters=8), LinearModelConfig()),
     "sincnet-nrf": (SincNetFrontendConfig(n_filters=8, envelope=True), NRFModelConfig()),
@@ -300,13 +302,12 @@ def test_init_from_starts_from_the_finished_runs_weights(runs, tmp_path):
     cfg = tiny_config(tmp_path, max_epochs=1)
     cfg.frontend, cfg.model = CASES["leaf-statenet"]
     cfg.init_from = str(source.path)
-    from strf_runner.data.dataset import split_datasets
-    from strf_runner.experiment import build_model, dataset_path, model_info
+    from strf_runner.data.loading import load_data
+    from strf_runner.models.encoding import build_model, model_info
 
-    content = read_dataset(dataset_path(cfg), views=("waveform",))
-    train = split_datasets(content, "waveform", {})["train"]
+    train = load_data(cfg.dataset, "waveform")[2]["train"]
     torch.manual_seed(123)
-    model = build_model(cfg, train)
+    model = build_model(cfg.frontend, cfg.model, train)
     record = warm_start(model, model_info(model, train), cfg.init_from)
     assert record["config_hash"] == source.summary["config_hash"]
     for key, value in source.model.state_dict().items():

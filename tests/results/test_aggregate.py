@@ -2,74 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy import stats as sps
 
 from strf_runner.cli import report_main
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate, label_keys
-from strf_runner.results.collect import (
-    RunRecord,
-    collect_runs,
-    config_hash,
-    find_finished,
-    read_run,
-)
-
-IDS = [f"unit{k:02d}" for k in range(12)]
-LR = {"native": 1e-3, "leaf": 3e-3, "mel": 1e-3}
-
-
-def scores(frontend: str, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(hash((frontend, seed)) % 2**32)
-    base = np.linspace(0.2, 0.8, len(IDS))
-    gain = {"native": 0.0, "leaf": 0.1, "mel": -0.02}[frontend]
-    return base + gain + rng.normal(0, 0.03, len(IDS))
-
-
-def config(frontend: str, seed: int, model: str = "linear", lr: float | None = None) -> dict:
-    return {
-        "dataset": {"name": "synth"},
-        "frontend": {"name": frontend, "lr": LR[frontend]},
-        "model": {"name": model, "temporal_window_size": 9},
-        "trainer": {"lr": lr, "threads": None, "device": "cpu", "monitor": "val_cc_norm"},
-        "seed": seed,
-        "data_seed": seed,
-        "device": "cpu",
-        "run_name": f"{frontend}-{model}-synth-s{seed}",
-        "sweep_root": "outputs/multirun",
-        "reuse_finished": True,
-    }
-
-
-def write_run(
-    path: Path, cfg: dict, cc: np.ndarray | None, status: str = "finished", shuffle: bool = False,
-    invalid: tuple[int, ...] = (),
-) -> Path:
-    path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    if status == "failed":
-        (path / "failed.json").write_text(json.dumps({"error": "trainer.lr must be > 0"}))
-    if status != "finished":
-        return path
-    valid = np.ones(len(IDS), bool)
-    valid[list(invalid)] = False
-    table = pd.DataFrame({"neuron": range(len(IDS)), "id": IDS, "cc_norm": np.where(valid, cc, np.nan),
-                          "valid": valid})
-    if shuffle:  # neurons are matched by id, never by row order
-        table = table.sample(frac=1.0, random_state=0)
-    table.to_csv(path / "neurons.csv", index=False)
-    summary = {"test_mean_cc_norm": float(np.nanmean(np.where(valid, cc, np.nan))), "n_params": 36771,
-               "wall_time_s": 10.0, "best_val_cc_norm": 0.5, "config_hash": config_hash(cfg)}
-    (path / "summary.json").write_text(json.dumps(summary))
-    return path
+from strf_runner.identity import config_hash
+from strf_runner.results.collect import RunRecord, collect_runs, find_finished, read_run
+from tests.helpers import fake_scores, run_config, write_fake_run
 
 
 @pytest.fixture
@@ -79,11 +25,11 @@ def sweep(tmp_path) -> Path:
     k = 0
     for fe in ("native", "leaf", "mel"):
         for seed in (0, 1):
-            write_run(root / f"{k}_{fe}-s{seed}", config(fe, seed), scores(fe, seed), shuffle=(fe == "leaf"),
-                      invalid=(5,) if (fe, seed) == ("native", 1) else ())
+            write_fake_run(root / f"{k}_{fe}-s{seed}", run_config(fe, seed), fake_scores(fe, seed),
+                           shuffle=(fe == "leaf"), invalid=(5,) if (fe, seed) == ("native", 1) else ())
             k += 1
-    write_run(root / f"{k}_leaf-s2", config("leaf", 2), None, status="failed")
-    write_run(root / f"{k + 1}_leaf-s3", config("leaf", 3), None, status="unfinished")
+    write_fake_run(root / f"{k}_leaf-s2", run_config("leaf", 2), None, status="failed")
+    write_fake_run(root / f"{k + 1}_leaf-s3", run_config("leaf", 3), None, status="unfinished")
     (root / ".hydra").mkdir()  # Hydra's own folder is not a run
     return root
 
@@ -93,16 +39,16 @@ def test_arms_average_seeds_per_neuron_then_neurons(sweep):
     assert list(agg.arms["arm"]) == ["frontend=native", "frontend=leaf", "frontend=mel"]
     leaf = agg.arms.set_index("arm").loc["frontend=leaf"]
     assert (leaf["runs"], leaf["failed"], leaf["unfinished"]) == (2, 1, 1)
-    per_neuron = (scores("leaf", 0) + scores("leaf", 1)) / 2
+    per_neuron = (fake_scores("leaf", 0) + fake_scores("leaf", 1)) / 2
     assert leaf["mean_cc_norm"] == pytest.approx(per_neuron.mean(), abs=1e-12)
     assert leaf["median_cc_norm"] == pytest.approx(np.median(per_neuron), abs=1e-12)
-    seed_means = [scores("leaf", s).mean() for s in (0, 1)]
+    seed_means = [fake_scores("leaf", s).mean() for s in (0, 1)]
     assert leaf["seed_mean"] == pytest.approx(np.mean(seed_means))
     assert leaf["seed_sd"] == pytest.approx(np.std(seed_means, ddof=1))
     native = agg.arms.set_index("arm").loc["frontend=native"]
     # neuron 5 is invalid in seed 1 only: its score is seed 0's, not a mean with a NaN or a 0
-    want = (scores("native", 0) + scores("native", 1)) / 2
-    want[5] = scores("native", 0)[5]
+    want = (fake_scores("native", 0) + fake_scores("native", 1)) / 2
+    want[5] = fake_scores("native", 0)[5]
     assert native["mean_cc_norm"] == pytest.approx(want.mean(), abs=1e-12)
     assert native["n_valid"] == 12 and native["n_params"] == 36771
 
@@ -111,9 +57,9 @@ def test_comparisons_are_paired_by_neuron_against_the_baseline(sweep):
     agg = aggregate(collect_runs([sweep]))
     assert agg.baselines == {"frontend=leaf": "frontend=native", "frontend=mel": "frontend=native"}
     c = agg.comparisons.set_index("arm").loc["frontend=leaf"]
-    base = (scores("native", 0) + scores("native", 1)) / 2
-    base[5] = scores("native", 0)[5]
-    diff = (scores("leaf", 0) + scores("leaf", 1)) / 2 - base
+    base = (fake_scores("native", 0) + fake_scores("native", 1)) / 2
+    base[5] = fake_scores("native", 0)[5]
+    diff = (fake_scores("leaf", 0) + fake_scores("leaf", 1)) / 2 - base
     assert c["n_pairs"] == 12
     assert c["mean_diff"] == pytest.approx(diff.mean(), abs=1e-12)
     assert c["wilcoxon_p"] == pytest.approx(sps.wilcoxon(diff).pvalue, rel=1e-12)
@@ -130,16 +76,16 @@ def test_partial_runs_are_listed_not_dropped(sweep):
 
 
 def test_labels_show_independently_varying_keys_only():
-    cfgs = [config(fe, s, lr=lr) for fe in ("native", "leaf") for s in (0, 1) for lr in (1e-3, 1e-2)]
+    cfgs = [run_config(fe, s, lr=lr) for fe in ("native", "leaf") for s in (0, 1) for lr in (1e-3, 1e-2)]
     # frontend.lr follows the front-end and the seeds are replicates: neither names an arm
     assert label_keys([c | {} for c in map(_flat, cfgs)]) == ["frontend.name", "trainer.lr"]
-    assert label_keys([_flat(config("native", s)) for s in (0, 1)]) == ["frontend.name", "model.name"]
+    assert label_keys([_flat(run_config("native", s)) for s in (0, 1)]) == ["frontend.name", "model.name"]
 
 
 def test_a_key_a_run_lacks_is_not_in_its_label():
     """synth has no dataset.path; two hdf5 files under one dataset name are told apart by it."""
-    synth = [_flat(config("native", s)) for s in (0, 1)]
-    hdf5 = [_flat(config("native", s) | {"dataset": {"name": "hdf5", "path": f"/data/{f}.h5"}})
+    synth = [_flat(run_config("native", s)) for s in (0, 1)]
+    hdf5 = [_flat(run_config("native", s) | {"dataset": {"name": "hdf5", "path": f"/data/{f}.h5"}})
             for f in ("a", "b") for s in (0, 1)]
     runs = [RunRecord(Path(f"r{k}"), "unfinished", c) for k, c in enumerate(synth + hdf5)]
     assert list(aggregate(runs).arms["arm"]) == [
@@ -149,8 +95,8 @@ def test_a_key_a_run_lacks_is_not_in_its_label():
 
 def test_a_missing_key_and_a_null_one_are_one_arm():
     """An older run without trainer.grad_clip and a newer one with it null computed the same thing."""
-    old = _flat(config("native", 0))
-    new = [{**_flat(config("native", s)), "trainer.grad_clip": clip} for s, clip in ((1, None), (0, 1.0))]
+    old = _flat(run_config("native", 0))
+    new = [{**_flat(run_config("native", s)), "trainer.grad_clip": clip} for s, clip in ((1, None), (0, 1.0))]
     agg = aggregate([RunRecord(Path(f"r{k}"), "unfinished", c) for k, c in enumerate([old, *new])])
     plain, clipped = "frontend=native model=linear", "frontend=native model=linear trainer.grad_clip=1"
     assert list(agg.arms["arm"]) == [plain, clipped]
@@ -158,25 +104,25 @@ def test_a_missing_key_and_a_null_one_are_one_arm():
 
 
 def _flat(cfg: dict) -> dict:
-    from strf_runner.results.collect import flatten
+    from strf_runner.identity import flatten
 
     return flatten(cfg)
 
 
 def test_config_hash_ignores_where_a_run_ran_but_not_what_it_computed():
-    a = config("leaf", 0)
+    a = run_config("leaf", 0)
     assert config_hash(a) == config_hash(a | {"run_name": "other", "sweep_root": "/elsewhere"})
     assert config_hash(a) == config_hash(a | {"trainer": a["trainer"] | {"threads": 4}})
-    assert config_hash(a) != config_hash(config("leaf", 1))
+    assert config_hash(a) != config_hash(run_config("leaf", 1))
     assert config_hash(a) != config_hash(a | {"trainer": a["trainer"] | {"lr": 0.01}})
     assert config_hash(a) == config_hash(a | {"trainer": a["trainer"] | {"grad_clip": None}})  # a new null key
 
 
 def test_find_finished_by_hash(sweep):
-    target = config("mel", 1)
+    target = run_config("mel", 1)
     found = find_finished(sweep.parent, config_hash(target))
     assert found is not None and read_run(found).config["seed"] == 1
-    assert find_finished(sweep, config_hash(config("leaf", 3))) is None  # unfinished: not reusable
+    assert find_finished(sweep, config_hash(run_config("leaf", 3))) is None  # unfinished: not reusable
 
 
 def test_report_files_and_cli(sweep, tmp_path, capsys):
@@ -200,12 +146,13 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert err.value.code == 2
     assert capsys.readouterr().err.startswith("strf-report: error: no run directories found")
     with pytest.raises(ResultsError, match="KEY=VALUE"):
-        aggregate(collect_runs([]) or [read_run(write_run(tmp_path / "r", config("leaf", 0), scores("leaf", 0)))],
+        aggregate(collect_runs([])
+                  or [read_run(write_fake_run(tmp_path / "r", run_config("leaf", 0), fake_scores("leaf", 0)))],
                   baseline="native")
 
 
 def test_report_on_a_finished_run_dir_writes_beside_it(tmp_path, monkeypatch, capsys):
-    run = write_run(tmp_path / "runs" / "leaf-s0", config("leaf", 0), scores("leaf", 0))
+    run = write_fake_run(tmp_path / "runs" / "leaf-s0", run_config("leaf", 0), fake_scores("leaf", 0))
     before = sorted(p.name for p in run.iterdir())
     report_main([str(run)])
     assert (tmp_path / "runs" / "leaf-s0-aggregate" / "report.md").is_file()
@@ -216,7 +163,7 @@ def test_report_on_a_finished_run_dir_writes_beside_it(tmp_path, monkeypatch, ca
 
 
 def test_report_out_of_several_dirs(sweep, tmp_path):
-    other = write_run(tmp_path / "runs" / "leaf-s9", config("leaf", 9), scores("leaf", 9))
+    other = write_fake_run(tmp_path / "runs" / "leaf-s9", run_config("leaf", 9), fake_scores("leaf", 9))
     report_main([str(sweep), str(other)])
     assert len(pd.read_csv(sweep / "aggregate" / "runs.csv")) == 9
     report_main([str(other), str(sweep)])

@@ -11,9 +11,10 @@ import pytest
 from strf_runner.cli import report_main
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate
-from strf_runner.results.collect import collect_runs, config_hash, find_finished, find_interrupted, read_run
+from strf_runner.identity import config_hash
+from strf_runner.results.collect import collect_runs, find_finished, find_interrupted, read_run
 from strf_runner.sweep import reuse_finished
-from tests.results.test_aggregate import config, scores, write_run
+from tests.helpers import fake_scores, run_config, write_fake_run
 
 GARBAGE = bytes(range(256))[::-1]  # starts with 0xff: not UTF-8, not JSON, not YAML, not CSV
 HEADER = "neuron,id,cc_norm,valid\n"
@@ -42,7 +43,7 @@ def sweep(tmp_path) -> Path:
     """native and mel x seeds 0, 1: four finished runs."""
     root = tmp_path / "sweep"
     for k, (fe, seed) in enumerate((fe, s) for fe in ("native", "mel") for s in (0, 1)):
-        write_run(root / f"{k}_{fe}-s{seed}", config(fe, seed), scores(fe, seed))
+        write_fake_run(root / f"{k}_{fe}-s{seed}", run_config(fe, seed), fake_scores(fe, seed))
     return root
 
 
@@ -66,7 +67,7 @@ def test_a_run_with_a_damaged_file_is_listed_as_corrupt_and_the_rest_reported(sw
     assert str(damaged) in reason and "\n" not in reason
     arms = pd.read_csv(tmp_path / "agg" / "arms.csv").set_index("arm")
     assert (arms.loc["frontend=native", "runs"], arms.loc["frontend=native", "corrupt"]) == (1, 1)
-    assert arms.loc["frontend=native", "mean_cc_norm"] == pytest.approx(scores("native", 0).mean(), abs=1e-6)
+    assert arms.loc["frontend=native", "mean_cc_norm"] == pytest.approx(fake_scores("native", 0).mean(), abs=1e-6)
     assert arms.loc["frontend=mel", "runs"] == 2
     assert len(pd.read_csv(tmp_path / "agg" / "comparisons.csv")) == 1
     md = (tmp_path / "agg" / "report.md").read_text()
@@ -105,18 +106,18 @@ def test_an_arm_without_a_readable_run_leaves_the_others_intact(sweep, tmp_path)
 
 
 def test_finding_a_finished_run_skips_damaged_summaries(tmp_path):
-    cfg = config("leaf", 0)
+    cfg = run_config("leaf", 0)
     for k, content in enumerate((GARBAGE, b"[1, 2]", b'{"config_h')):
-        damage(write_run(tmp_path / "old" / f"{k}_leaf-s0", cfg, scores("leaf", 0)), "summary.json", content)
+        damage(write_fake_run(tmp_path / "old" / f"{k}_leaf-s0", cfg, fake_scores("leaf", 0)), "summary.json", content)
     assert find_finished(tmp_path / "old", config_hash(cfg)) is None
-    good = write_run(tmp_path / "old" / "9_leaf-s0", cfg, scores("leaf", 0))
+    good = write_fake_run(tmp_path / "old" / "9_leaf-s0", cfg, fake_scores("leaf", 0))
     assert find_finished(tmp_path / "old", config_hash(cfg)) == good
 
 
 def test_finding_an_interrupted_run_skips_damaged_configs(tmp_path):
-    cfg = config("leaf", 0)
+    cfg = run_config("leaf", 0)
     for k, content in enumerate((GARBAGE, b"just some text", b"")):
-        run = write_run(tmp_path / f"{k}_leaf-s0", cfg, None, status="unfinished")
+        run = write_fake_run(tmp_path / f"{k}_leaf-s0", cfg, None, status="unfinished")
         (run / "last.pt").write_bytes(b"state")
         damage(run, "config.yaml", content)
     assert find_interrupted(tmp_path, config_hash(cfg)) is None
@@ -124,7 +125,7 @@ def test_finding_an_interrupted_run_skips_damaged_configs(tmp_path):
 
 @pytest.mark.parametrize("content", [GARBAGE, b"[1, 2]", b""])
 def test_a_rerun_sweep_refuses_its_own_damaged_job_with_one_line(tmp_path, content):
-    job = write_run(tmp_path / "0_leaf-s0", config("leaf", 0), scores("leaf", 0))
+    job = write_fake_run(tmp_path / "0_leaf-s0", run_config("leaf", 0), fake_scores("leaf", 0))
     damage(job, "summary.json", content)
     with pytest.raises(ResultsError, match="summary.json") as err:
         reuse_finished(None, job, [tmp_path])

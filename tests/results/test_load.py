@@ -18,7 +18,7 @@ from strf_runner.data.schema import read_dataset
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
 from strf_runner.results.load import load_run
-from tests.test_experiment import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
-"""The fitter: strict improvement, early stopping, best-validation restore, determinism."""
+"""The fitter: strict improvement, early stopping, best-validation restore, determinism, non-finite training,
+gradient clipping."""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -11,11 +13,13 @@ import torch
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import split_datasets
 from strf_runner.errors import ConfigError, TrainingError
+from strf_runner.experiment import run_experiment
 from strf_runner.frontends.native import NativeSpectrogram
 from strf_runner.models.encoding import EncodingModel
 from strf_runner.models.linear import LinearSTRF
 from strf_runner.training.checkpoint import load_checkpoint
-from strf_runner.training.fitter import Fitter, evaluate
+from strf_runner.training.fitter import FitState, Fitter, evaluate
+from tests.helpers import tiny_config
 
 
 def make_fit(content, tmp_path, seed=0, lr=0.05, **kwargs):
@@ -24,7 +28,7 @@ def make_fit(content, tmp_path, seed=0, lr=0.05, **kwargs):
     model = EncodingModel(NativeSpectrogram(6), LinearSTRF(6, 4, 3))
     snapshots = {}
 
-    def snapshot(record, best, best_epoch):
+    def snapshot(record, best, best_epoch, max_epochs):
         snapshots[record.epoch] = copy.deepcopy(model.state_dict())
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -90,6 +94,48 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, content):
         s.spectrogram[:] = float("inf")
     with pytest.raises(TrainingError, match="training loss is nan at epoch 1"):
         make_fit(content, tmp_path, max_epochs=2, patience=2)
+
+
+def test_non_finite_training_stops_names_the_parameters_and_keeps_the_state(tmp_path, monkeypatch):
+    from strf_runner import metrics
+
+    calls = []
+    mse = metrics.LOSSES["mse"]
+
+    def poisoned(pred, target, *args, **kwargs):  # finite for epoch 1 (4 steps), NaN from epoch 2 on
+        calls.append(1)
+        loss = mse(pred, target, *args, **kwargs)
+        return loss if len(calls) <= 4 else loss * float("nan")
+
+    monkeypatch.setitem(metrics.LOSSES, "mse", poisoned)
+    with pytest.raises(TrainingError, match=r"at epoch 2 .*non-finite values now in: .*readout\.") as err:
+        run_experiment(tiny_config(tmp_path, max_epochs=3), tmp_path / "run")
+    assert "failed_state.pt" in str(err.value)
+    failed = json.loads((tmp_path / "run" / "failed.json").read_text())
+    assert failed["type"] == "TrainingError" and failed["state"] == "failed_state.pt"
+    state = torch.load(tmp_path / "run" / "failed_state.pt", weights_only=True)
+    assert "optimizer" in state and not (tmp_path / "run" / "summary.json").exists()
+    assert FitState.load(tmp_path / "run" / "last.pt").epoch == 1  # the last good epoch, resumable
+
+
+def test_gradient_clipping_bounds_every_step(tmp_path, monkeypatch):
+    """Every optimiser step sees gradients of global norm <= grad_clip (and an unclipped run does not)."""
+    norms = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    cfg = tiny_config(tmp_path, max_epochs=2)
+    cfg.trainer.grad_clip = 1e-3
+    assert run_experiment(cfg, tmp_path / "clipped").summary["epochs_run"] == 2
+    assert len(norms) == 2 * 4 and max(norms) <= 1e-3 * (1 + 1e-5)
+    norms.clear()
+    run_experiment(tiny_config(tmp_path, max_epochs=2), tmp_path / "free")
+    assert max(norms) > 1e-2  # the clip did something
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ import torch
 from omegaconf import OmegaConf
 
 from strf_runner.config import GammatoneFrontendConfig, MelFrontendConfig, NativePcenFrontendConfig
-from strf_runner.experiment import build_model, prepare_fit, run_experiment, stimulus_splits
+from strf_runner.data.loading import load_data
+from strf_runner.experiment import make_loaders, run_experiment
 from strf_runner.frontends.registry import build_frontend
-from tests.test_experiment import tiny_config
+from strf_runner.models.encoding import build_model
+from tests.helpers import tiny_config
 
 FRONTENDS = {
     "gammatone": GammatoneFrontendConfig(n_filters=8),
@@ -50,18 +52,13 @@ def test_cached_and_uncached_fits_are_identical(tmp_path, arm):
 
 
 def test_the_cache_is_used_only_where_it_is_exact(tmp_path):
-    from strf_runner.data.dataset import split_datasets
-    from strf_runner.data.schema import read_dataset
-    from strf_runner.experiment import dataset_path
-
     cfg = OmegaConf.to_object(OmegaConf.structured(dataclasses.replace(tiny_config(tmp_path), frontend=FRONTENDS["gammatone"])))
-    sets = split_datasets(read_dataset(dataset_path(cfg), views=("waveform",)), "waveform", stimulus_splits(cfg))
-    _, _, loaders = prepare_fit(cfg, sets, torch.device("cpu"))
-    batch = next(iter(loaders["train"]))
-    model = build_model(cfg, sets["train"])
+    _, _, sets = load_data(cfg.dataset, "waveform")
+    model = build_model(cfg.frontend, cfg.model, sets["train"])
+    batch = next(iter(make_loaders(cfg, sets, model, torch.device("cpu"))["train"]))
     assert batch["features"].shape == (1, 8, batch["stims"].shape[-1] // 240)
     cfg.trainer.batch_size = 2  # padded batches: the front-end's output would depend on the batch
-    assert next(iter(prepare_fit(cfg, sets, torch.device("cpu"))[2]["train"]))["features"] is None
+    assert next(iter(make_loaders(cfg, sets, model, torch.device("cpu"))["train"]))["features"] is None
     cfg.trainer.batch_size, cfg.trainer.cache_frontend = 1, False
-    assert next(iter(prepare_fit(cfg, sets, torch.device("cpu"))[2]["train"]))["features"] is None
+    assert next(iter(make_loaders(cfg, sets, model, torch.device("cpu"))["train"]))["features"] is None
     assert model.frontend.fixed_finite

@@ -1,0 +1,33 @@
+"""Hydra glue: the structured-config schemas in Hydra's ConfigStore, and composing a run's config.
+
+``strf-run`` composes through ``@hydra.main``; ``compose_config`` gives the same ``RunConfig`` from a
+list of overrides without a command line (strf-bench's epoch rows, tests).
+"""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from strf_runner.config import SCHEMAS, RunConfig, validate
+
+
+def register_configs() -> None:
+    """Store the structured-config schemas; each YAML option names its schema in its defaults list
+    (``/schema_<group>_<kind>@_here_``). Top-level names keep them out of the group listing in --help."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema_run", node=RunConfig)
+    for group, kinds in SCHEMAS.items():
+        for kind, node in kinds.items():
+            cs.store(name=f"schema_{group}_{kind}", node=node)
+
+
+def compose_config(overrides: list[str]) -> RunConfig:
+    """The validated ``RunConfig`` that ``strf-run <overrides>`` would run."""
+    register_configs()
+    with initialize_config_module(config_module="strf_runner.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    run_cfg: RunConfig = OmegaConf.to_object(cfg)
+    validate(run_cfg)
+    return run_cfg

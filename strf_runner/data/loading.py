@@ -1,0 +1,50 @@
+"""A dataset config -> its HDF5 file, its content (the selected neurons) and the train / val / test sets.
+
+The config is the ``dataset`` group's dataclass, read by attribute; where the file comes from is the
+source's business (``sources.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from strf_runner.data.dataset import NeuralDataset, split_datasets
+from strf_runner.data.schema import DatasetContent, read_dataset
+from strf_runner.data.selection import select_neuron_indices, subset_neurons
+from strf_runner.data.sources import get_source
+from strf_runner.errors import DatasetError
+
+
+def dataset_path(dataset: Any) -> Path:
+    """The HDF5 file a dataset config refers to, made, fetched or generated on first use."""
+    return get_source(dataset.source).path(dataset)
+
+
+def stimulus_splits(dataset: Any) -> dict[str, list[int] | None]:
+    """Split overrides: the source's named split (NS1's ``dataset.split``), then explicit *_stimuli on top."""
+    splits: dict[str, list[int] | None] = dict(get_source(dataset.source).splits(dataset))
+    for name in ("train", "val", "test"):
+        given = getattr(dataset, f"{name}_stimuli")
+        if given is not None:
+            splits[name] = list(given)
+    return splits
+
+
+def load_data(dataset: Any, view: str) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
+    """The dataset file, its content in ``view`` (cut to the selected neurons) and the train / val /
+    test sets. A damaged cache file is named with the advice to delete it."""
+    path = dataset_path(dataset)
+    try:
+        content = read_dataset(path, views=(view,))
+    except DatasetError as err:
+        if get_source(dataset.source).cached:
+            raise DatasetError(f"{err} (a cached file: delete {path} and it is made again)") from err
+        raise
+    neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, dataset.neurons)
+    if neurons != list(range(len(content.neuron_ids))):
+        content = subset_neurons(content, neurons)
+    sources = [f"dataset.split={dataset.split}"] if hasattr(dataset, "split") else []
+    sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test") if getattr(dataset, f"{k}_stimuli") is not None]
+    origin = f"splits set by {', '.join(sources)}" if sources else "the file's own /splits"
+    return path, content, split_datasets(content, view, stimulus_splits(dataset), origin=origin)
