@@ -32,6 +32,9 @@ real FFT over all of them, one matrix product with the filterbank; float64 insid
 
 from __future__ import annotations
 
+import decimal
+import functools
+
 import numpy as np
 import scipy.fft
 
@@ -44,14 +47,24 @@ __all__ = ["band_centres", "hamming", "log_triangular_filterbank", "native_cochl
 def band_centres(n_bands: int = 34, f_lo: float = 500.0, bands_per_octave: int = 6) -> np.ndarray:
     """Centre frequencies in Hz, (n_bands,) float64: ``f_lo * 2**(k / bands_per_octave)``, k = 0..n_bands-1.
 
-    The defaults give the native 34 bands, 500 to 22,627 Hz at 1/6-octave spacing.
+    The defaults give the native 34 bands, 500 to 22,627 Hz at 1/6-octave spacing. Computed in
+    40-digit decimal arithmetic and rounded once to float64, so the values are the correctly rounded
+    ones on every machine (numpy's float64 power may differ in the last bit between versions and CPUs,
+    and these frequencies are stored in dataset files).
     """
     if n_bands < 1 or f_lo <= 0 or bands_per_octave <= 0:
         raise ConfigError(
             f"band_centres: need n_bands >= 1, f_lo > 0 and bands_per_octave > 0; "
             f"got n_bands={n_bands}, f_lo={f_lo}, bands_per_octave={bands_per_octave}"
         )
-    return f_lo * 2.0 ** (np.arange(n_bands) / bands_per_octave)
+    return np.array(_exact_centres(int(n_bands), float(f_lo), float(bands_per_octave)))
+
+
+@functools.lru_cache(maxsize=32)
+def _exact_centres(n_bands: int, f_lo: float, bands_per_octave: float) -> tuple[float, ...]:
+    with decimal.localcontext(decimal.Context(prec=40)):
+        lo, per = decimal.Decimal(f_lo), decimal.Decimal(bands_per_octave)
+        return tuple(float(lo * decimal.Decimal(2) ** (decimal.Decimal(k) / per)) for k in range(n_bands))
 
 
 def hamming(n: int) -> np.ndarray:
@@ -111,6 +124,7 @@ def native_cochleagram(
     f_lo: float = 500.0,
     bands_per_octave: int = 6,
     floor_db: float = -70.0,
+    quantum_db: float | None = None,
 ) -> np.ndarray:
     """The native log-frequency cochleagram of one mono waveform, (F, T) float32, in dB.
 
@@ -119,6 +133,11 @@ def native_cochleagram(
     frame t depends only on audio up to the end of time bin t. Raises DatasetError if hop is not a
     whole number or T_audio is not a positive multiple of hop, ShapeError if the waveform is not 1-D.
     See the module docstring for the full recipe.
+
+    quantum_db: if given (> 0), the dB values are rounded to multiples of it in float64, before the
+    float32 cast. The FFT, the filterbank product (BLAS) and log10 may differ in the last bits between
+    machines and library versions; a grid far coarser than those errors (e.g. 2**-13 dB, exact in
+    float32) makes the stored float32 values, and their bytes, the same everywhere.
     """
     x = np.asarray(waveform)
     if x.ndim != 1:
@@ -138,5 +157,9 @@ def native_cochleagram(
     fbank = log_triangular_filterbank(band_centres(n_bands, f_lo, bands_per_octave), n_fft, audio_fs)
     bands = (np.abs(spectrum) @ fbank.T).T  # (F, T); this orientation is the faster BLAS call
     tiny = np.finfo(np.float64).tiny
-    db = 20.0 * np.log10(np.maximum(bands, tiny))
-    return np.maximum(db, floor_db).astype(np.float32)
+    db = np.maximum(20.0 * np.log10(np.maximum(bands, tiny)), floor_db)
+    if quantum_db is not None:
+        if not quantum_db > 0:
+            raise ConfigError(f"native_cochleagram: quantum_db must be > 0 dB; got {quantum_db}")
+        db = np.rint(db / quantum_db) * quantum_db + 0.0  # + 0.0: no -0.0
+    return db.astype(np.float32)

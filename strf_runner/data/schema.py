@@ -23,6 +23,7 @@ two views share one time grid and responses are stored once.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -406,4 +407,57 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def content_sha256(content: DatasetContent) -> str:
+    """Hex SHA-256 of a dataset's content, independent of how (or whether) it was written to HDF5.
+
+    Hashes, in a fixed order and each tagged with its key, dtype and shape: name, dt_ms, audio_fs,
+    the neuron ids, every stimulus (name, type, responses, spectrogram, waveform), spectrogram_freqs,
+    the splits (as int64), neuron_meta and truth (keys sorted). Provenance ``attrs`` are left out, so
+    the digest names the data, not the generator's bookkeeping. Float arrays are hashed by value:
+    every NaN as one canonical NaN and -0.0 as 0.0. Arrays are hashed little-endian, C order, with
+    their own dtype (a float32 array and its float64 copy differ). A dataset read back from its file
+    (``read_dataset``, all views) has the digest of the content that was written.
+    """
+    h = hashlib.sha256()
+
+    def text(key: str, value: object) -> None:
+        blob = json.dumps(value, ensure_ascii=True).encode()
+        h.update(f"{key}|str|{len(blob)}\n".encode())
+        h.update(blob)
+
+    def array(key: str, value: Any) -> None:
+        a = np.asarray(value)
+        if a.dtype.kind in "USO":
+            text(key, [_str(x) for x in a.ravel().tolist()] + [list(a.shape)])
+            return
+        if a.dtype.kind == "f":
+            a = np.where(np.isnan(a), a.dtype.type(np.nan), a) + a.dtype.type(0.0)  # canonical NaN, -0 -> +0
+        shape = a.shape
+        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))  # (0-d arrays come back 1-d)
+        h.update(f"{key}|{a.dtype.str}|{shape}\n".encode())
+        h.update(memoryview(a).cast("B") if a.size else b"")
+
+    h.update(f"{FORMAT_NAME} content digest 1\n".encode())
+    text("name", content.name)
+    text("dt_ms", float(content.dt_ms))
+    text("audio_fs", None if content.audio_fs is None else float(content.audio_fs))
+    text("neuron_ids", [str(x) for x in content.neuron_ids])
+    for i, stim in enumerate(content.stimuli):
+        text(f"stimuli/{i}/name", stim.name)
+        text(f"stimuli/{i}/type", stim.type)
+        array(f"stimuli/{i}/responses", stim.responses)
+        for view in VIEWS:
+            if getattr(stim, view) is not None:
+                array(f"stimuli/{i}/{view}", getattr(stim, view))
+    if content.spectrogram_freqs is not None:
+        array("spectrogram_freqs", content.spectrogram_freqs)
+    for name in [*[s for s in SPLITS if s in content.splits], *sorted(set(content.splits) - set(SPLITS))]:
+        array(f"splits/{name}", np.asarray(content.splits[name], dtype=np.int64))
+    for key in sorted(content.neuron_meta):
+        array(f"neuron_meta/{key}", content.neuron_meta[key])
+    for key in sorted(content.truth):
+        array(f"truth/{key}", content.truth[key])
     return h.hexdigest()

@@ -9,10 +9,10 @@ in principle, beat the native 34-band cochleagram:
 * every neuron adapts (divisive, PCEN-like gain control) and compresses its band envelope, and
   envelopes are taken at full audio resolution, not through 10 ms frames.
 
-Stimuli (``make_stimuli``): S waveforms of ``T * hop`` samples, float32, scaled to RMS ``level_rms``
-unless the 0.99 peak cap binds (click trains and some mixtures end up at RMS 0.015-0.06), each a
-sequence of events separated by 30-400 ms silences, over a faint pink background (``BACKGROUND_DB``
-re the stimulus RMS). Stimulus s has type ``STIMULUS_TYPES[s % 5]``:
+Stimuli (``make_stimuli``): S waveforms of ``T * hop`` samples, float32 on a 16-bit grid, scaled to
+RMS ``level_rms`` unless the 0.99 peak cap binds (click trains and some mixtures end up at RMS
+0.015-0.06), each a sequence of events separated by 30-400 ms silences, over a faint pink background
+(``BACKGROUND_DB`` re the stimulus RMS). Stimulus s has type ``STIMULUS_TYPES[s % 5]``:
 
 * ``vocalisation``: harmonic syllables of 80-350 ms, f0 100-600 Hz with glides and vibrato, three
   formants, spectral tilt, attack/release ramps;
@@ -45,11 +45,33 @@ in about half of them, an inhibitory sideband (input 1) on either side, whose ha
 Spikes: independent Poisson counts per repeat, (N, R, T) float32 per stimulus (see
 ``_poisson_counts`` for the exact, faster sampling scheme).
 
-Every neuron parameter, calibration constants included, is rounded to float32 before use and stored
-in ``DatasetContent.truth``, so ``neuron_rates(waveforms, SynthNeurons.from_truth(truth), params)``
-recomputes the stored ``truth['rates']`` and can be called on any probe sound. Elementwise work runs
-in float32 (several times faster here); the output is bit-reproducible on one machine and library
-stack, and may differ in the last float32 digits elsewhere.
+Every neuron parameter, calibration constants included, is rounded before use (to ``PARAM_BITS`` = 20
+significant bits, kernel weights to ``KERNEL_STEP``; both exact in float32) and stored in
+``DatasetContent.truth``, so ``neuron_rates(waveforms, SynthNeurons.from_truth(truth), params)``
+recomputes the stored ``truth['rates']`` exactly and can be called on any probe sound.
+
+Reproducibility: the same params give the same data, byte for byte, on other machines and library
+versions, checked by ``schema.content_sha256`` (pinned in ``tests/data/test_synth.py``). Generation runs
+in float64 with numpy's elementwise functions and scipy's FFTs; sums run in a fixed order (no einsum,
+no BLAS except the native cochleagram's filterbank product, no torch). Transcendental functions, FFTs,
+BLAS and reductions still differ in their last bits between CPUs (numpy's SIMD code paths: AVX512,
+AVX2, baseline) and library versions, so every quantity is rounded to a power-of-two grid before it is
+stored or decides anything discrete (a random draw and how many numbers it consumes, an index, a
+comparison): waveforms to ``WAVEFORM_STEP`` = 2**-15 (16-bit PCM), the native spectrogram to
+``SPECTROGRAM_STEP_DB`` = 2**-13 dB, rates to ``RATE_STEP`` = 2**-16 expected counts per bin before the
+Poisson draws, frequency trajectories (f0, sweeps, click rates) to ``HZ_STEP`` = 2**-10 Hz at control
+points every ``_CTRL`` = 64 samples (1.3 ms; linear in between, so the phase is an exact sum), band
+edges and delays to 2**-20 bins before they become integers. The grids are 10**7 to 10**9 times
+coarser than those last-bit differences, so a value rounds differently only if it lies that close to
+a rounding boundary. Measured for the default params: identical digests under numpy's AVX512, AVX2 and
+baseline code paths, three OpenBLAS kernels, and numpy 1.26 + scipy 1.11 against numpy 2.4 + scipy
+1.17 (x86-64 Linux). From the sizes of the raw differences seen there, the expected number of values
+that round differently is about 2e-4 per dataset (mostly rates and spectrogram values): a flip, and
+with it a different dataset, is possible but rare. A math library that differs more (another OS or
+CPU architecture) raises that chance, and the digest test then fails rather than the data changing
+silently. The sampling relies
+on numpy's ``Generator`` streams (normal, uniform, integers, poisson) staying the same, as they are
+in numpy 1.26 and 2.4; numpy does not promise that forever.
 """
 
 from __future__ import annotations
@@ -79,11 +101,12 @@ __all__ = [
     "ensure_synth",
     "generate_synth",
     "make_stimuli",
+    "native_spectrogram",
     "neuron_rates",
     "synth_path",
 ]
 
-GENERATOR_VERSION = 1  # bump whenever the generated data change for the same params
+GENERATOR_VERSION = 2  # bump whenever the generated data change for the same params (2: float64, quantised)
 STIMULUS_TYPES = ("vocalisation", "fm_sweep", "am_noise", "click_train", "mixture")
 N_INPUTS = 2  # input 0: excitatory band; input 1: inhibitory sideband (zero kernel if absent)
 BACKGROUND_DB = -45.0  # pink background noise re the stimulus RMS
@@ -94,6 +117,19 @@ MAX_BAND_DELAY_S = 0.030  # cap on the causal delay of a band filter
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _PAD_S = 0.3  # zero padding after a stimulus for the band filters (no circular wrap)
 _SEED_STIMULI, _SEED_NEURONS, _SEED_SPIKES = 1, 2, 3
+
+# Quantisation grids (see "Reproducibility" in the module docstring). Every grid is a power of two,
+# so rounding to it is exact arithmetic, and every rounded value is exact in its stored dtype.
+WAVEFORM_STEP = 2.0**-15  # waveform samples: a 16-bit PCM grid (|x| <= 0.99)
+# native spectrogram, dB: as coarse as it can be while the cochleagram recomputed from a sound file
+# (strf-predict) still matches the stored view to 1e-4 dB (half a step: 6.1e-5 dB)
+SPECTROGRAM_STEP_DB = 2.0**-13
+RATE_STEP = 2.0**-16  # expected spike counts per bin (truth rates, Poisson means); 0.003 spikes/s
+HZ_STEP = 2.0**-10  # control points of frequency trajectories (f0, sweeps, click rates), Hz
+KERNEL_STEP = 2.0**-20  # temporal kernel weights
+PARAM_BITS = 20  # significant bits of every other neuron parameter and calibration constant
+_CTRL = 64  # samples between the control points of a frequency trajectory
+_INDEX_STEP = 2.0**-20  # a real number is rounded to this grid before it is turned into an index
 
 
 @dataclass(frozen=True)
@@ -188,6 +224,29 @@ class SynthParams:
 
 
 # ---------------------------------------------------------------------------------------------
+# quantisation
+
+
+def _grid(x, step: float):
+    """``x`` rounded to the nearest multiple of ``step`` (a power of two; ties to even), float64.
+
+    Exact arithmetic; -0.0 becomes 0.0 and NaN stays NaN. Scalars give a float.
+    """
+    q = np.rint(np.asarray(x, dtype=np.float64) / step) * step + 0.0
+    return float(q) if q.ndim == 0 else q
+
+
+def _sig(x, bits: int = PARAM_BITS):
+    """``x`` rounded to ``bits`` significant bits (relative grid; exact, via frexp/ldexp), float64.
+
+    With bits <= 24 the result is exact in float32. NaN stays NaN; scalars give a float.
+    """
+    mant, expo = np.frexp(np.asarray(x, dtype=np.float64))
+    q = np.ldexp(np.rint(np.ldexp(mant, bits)), expo - bits) + 0.0
+    return float(q) if q.ndim == 0 else q
+
+
+# ---------------------------------------------------------------------------------------------
 # caching
 
 
@@ -225,27 +284,30 @@ def ensure_synth(params: SynthParams, root: str | Path) -> Path:
 def generate_synth(params: SynthParams) -> schema.DatasetContent:
     """The whole synthetic dataset in memory, both views (waveform and native spectrogram).
 
-    Stimuli: (T_audio,) float32 waveforms with responses (N, R, T) float32 Poisson counts.
+    Stimuli: (T_audio,) float32 waveforms with responses (N, R, T) float32 Poisson counts and the
+    native spectrogram ``native_spectrogram(waveform, params)``.
     truth: ``rates`` (S, N, T) expected counts per bin plus every SynthNeurons field (float32).
+    ``schema.content_sha256`` of the result is the same on every machine (module docstring).
     """
     params.check()
     waveforms, types = make_stimuli(params)
     neurons = draw_neurons(params)
     envelopes = _input_envelopes(waveforms, neurons, params)
     neurons, drive = _calibrate(envelopes, neurons, params)
-    rates = _rates_from_drive(drive, neurons)  # (S, N, T) float32, as neuron_rates computes them
+    rates = _rates_from_drive(drive, neurons)  # (S, N, T) float32 on RATE_STEP, as neuron_rates computes them
     counts = _poisson_counts(np.random.default_rng([params.seed, _SEED_SPIKES]), rates, params.n_repeats)
     stimuli = [
         schema.Stimulus(
             name=f"syn{s + 1:02d}",
             type=types[s],
             responses=counts[s],
-            spectrogram=native_cochleagram(waveforms[s], params.audio_fs, params.dt_ms),
+            spectrogram=native_spectrogram(waveforms[s], params),
             waveform=waveforms[s],
         )
         for s in range(params.n_stimuli)
     ]
     n_tr, n_va = params.n_train, params.n_val
+    # rates lie on RATE_STEP, so this float64 sum is exact in any order: the mean is platform-stable
     mean_rate_hz = (rates.mean(axis=(0, 2), dtype=np.float64) * 1000.0 / params.dt_ms).astype(np.float32)
     truth = {"rates": rates, **neurons.to_truth()}
     attrs: dict[str, object] = {
@@ -275,13 +337,21 @@ def generate_synth(params: SynthParams) -> schema.DatasetContent:
     )
 
 
+def native_spectrogram(waveform: np.ndarray, params: SynthParams) -> np.ndarray:
+    """The stored native view of a synth stimulus: ``native_cochleagram`` with its dB values rounded
+    to ``SPECTROGRAM_STEP_DB`` (in float64, before the float32 cast), (34, T) float32."""
+    return native_cochleagram(waveform, params.audio_fs, params.dt_ms, quantum_db=SPECTROGRAM_STEP_DB)
+
+
 def _poisson_counts(rng: np.random.Generator, rates: np.ndarray, n_repeats: int) -> np.ndarray:
     """Independent Poisson counts per repeat: rates (S, N, T) -> counts (S, N, R, T) float32.
 
     Drawn stimulus by stimulus from ``rng`` in an exactly equivalent, faster way: for each (n, t) the
     total over the R repeats is Poisson(R * rate), and each of those spikes falls in a repeat chosen
     uniformly at random (the multinomial split of a Poisson total gives independent Poisson counts).
-    This needs one Poisson draw per (n, t) instead of per (n, r, t).
+    This needs one Poisson draw per (n, t) instead of per (n, r, t). numpy's Poisson sampler uses a
+    number of random numbers that depends on the mean, so the counts are platform-stable only if the
+    rates are (``generate_synth`` passes rates rounded to RATE_STEP).
     """
     s_count, n, t = rates.shape
     counts = np.empty((s_count, n, n_repeats, t), dtype=np.float32)
@@ -338,7 +408,8 @@ def _stimulus(rng: np.random.Generator, kind: str, n: int, fs: float, level_rms:
     peak = np.max(np.abs(x))
     if peak > 0.99:
         x *= 0.99 / peak
-    return x.astype(np.float32)
+    # on the 16-bit grid (exact in float32; 0.99 * 2**15 = 32440.32 rounds down, so |x| <= 0.99 holds)
+    return _grid(x, WAVEFORM_STEP).astype(np.float32)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -386,10 +457,25 @@ def _band_filter(x: np.ndarray, fs: float, fc: float, bw_oct: float) -> np.ndarr
     return scipy.fft.irfft(spec, size)[: x.size]
 
 
+def _trajectory(freq_at: Callable[[np.ndarray], np.ndarray], n: int, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """A frequency trajectory in Hz: per sample (n,) and at its control points (n // _CTRL + 2,).
+
+    ``freq_at(t)`` (t in seconds) is evaluated every _CTRL samples and rounded to HZ_STEP; the samples
+    in between are interpolated linearly. The control values hold at most 25 significant bits
+    (< 2**15 Hz on a 2**-10 grid) and the interpolation weights 6, so the per-sample values are exact
+    on a 2**-16 Hz grid: the transcendental functions in ``freq_at`` only matter through the rounded
+    control values, and the running sum of the samples (``_cycles``) is exact too.
+    """
+    ctrl = _grid(freq_at(np.arange(n // _CTRL + 2) * (_CTRL / fs)), HZ_STEP)
+    frac = np.arange(_CTRL) / _CTRL
+    per_sample = (ctrl[:-1, None] + (ctrl[1:] - ctrl[:-1])[:, None] * frac).reshape(-1)[:n]
+    return per_sample, ctrl
+
+
 def _cycles(freq_hz: np.ndarray, fs: float) -> np.ndarray:
-    """Instantaneous phase in cycles, wrapped to [0, 1), float32: integer multiples of it (harmonics)
-    stay exact to ~1e-5 cycles, and float32 sine is an order of magnitude faster than float64 here."""
-    return (np.cumsum(freq_hz) / fs % 1.0).astype(np.float32)
+    """Instantaneous phase in cycles, wrapped to [0, 1), float64, of a ``_trajectory``: its running
+    sum is exact (values on a 2**-16 Hz grid, sums below 2**37), so the phase is the same everywhere."""
+    return np.cumsum(freq_hz) / fs % 1.0
 
 
 def _vocalisation(rng: np.random.Generator, fs: float) -> np.ndarray:
@@ -405,7 +491,9 @@ def _vocalisation(rng: np.random.Generator, fs: float) -> np.ndarray:
         glide = f0_start * 2.0 ** (glide_oct * (t / dur) ** glide_shape)
         return glide * (1.0 + vib_depth * np.sin(2 * np.pi * vib_rate * t + vib_phase))
 
-    f0 = f0_at(np.arange(n) / fs)
+    # f0 on a 64-sample control grid (the harmonic amplitudes follow it there: formants stay put
+    # while f0 moves), linearly interpolated to the sample rate
+    f0, f0_ctrl = _trajectory(f0_at, n, fs)
     cycles = _cycles(f0, fs)
     nyq_safe = min(10000.0, 0.45 * fs)
     n_harm = int(max(1, min(40, nyq_safe // f0.max())))
@@ -413,21 +501,26 @@ def _vocalisation(rng: np.random.Generator, fs: float) -> np.ndarray:
     formant_sigma = rng.uniform(0.15, 0.5, 3) / _FWHM_PER_SIGMA
     formant_gain = 10 ** (np.array([0.0, rng.uniform(-10, 0), rng.uniform(-15, -3)]) / 20)
     tilt = rng.uniform(0.6, 1.2)
-    # harmonic amplitudes on a 64-sample control grid (formants stay put while f0 moves), then
-    # linearly interpolated to the sample rate
-    step = 64
-    n_ctrl = n // step + 2
     harm = np.arange(1, n_harm + 1, dtype=np.float64)[:, None]
-    freq = harm * f0_at(np.arange(n_ctrl) * step / fs)[None, :]  # (H, C)
+    freq = harm * f0_ctrl[None, :]  # (H, C)
     shape = 0.03 + sum(
         g * np.exp(-0.5 * (np.log2(freq / fc) / sg) ** 2) for fc, sg, g in zip(formants, formant_sigma, formant_gain)
     )
-    amp_ctrl = (shape * harm**-tilt * np.clip((nyq_safe - freq) / 500.0, 0.0, 1.0)).astype(np.float32)
-    frac = (np.arange(step) / step).astype(np.float32)
+    amp_ctrl = shape * harm**-tilt * np.clip((nyq_safe - freq) / 500.0, 0.0, 1.0)
+    frac = np.arange(_CTRL) / _CTRL
     amp = (amp_ctrl[:, :-1, None] * (1 - frac) + amp_ctrl[:, 1:, None] * frac).reshape(n_harm, -1)[:, :n]
-    offsets = rng.uniform(0.0, 1.0, (n_harm, 1)).astype(np.float32)
-    carriers = np.sin(np.float32(2 * np.pi) * (harm.astype(np.float32) * cycles[None, :] + offsets))
-    x = np.einsum("hn,hn->n", amp, carriers).astype(np.float64)
+    offsets = rng.uniform(0.0, 1.0, n_harm)
+    # harmonic h + 1 is sin(2 pi ((h + 1) cycles + offset_h)); sin and cos of (h + 1) * 2 pi cycles
+    # come from rotating those of harmonic 1 (two sines per sample instead of one per harmonic;
+    # the recurrence's error grows ~h ulp, far below the 16-bit grid), summed in a fixed order
+    theta = 2 * np.pi * cycles
+    cos1, sin1 = np.cos(theta), np.sin(theta)
+    sin_h, cos_h = sin1.copy(), cos1.copy()
+    x = np.zeros(n)
+    for h in range(n_harm):
+        phase = 2 * math.pi * offsets[h]
+        x += amp[h] * (sin_h * math.cos(phase) + cos_h * math.sin(phase))
+        sin_h, cos_h = sin_h * cos1 + cos_h * sin1, cos_h * cos1 - sin_h * sin1
     x *= _ramps(n, fs, rng.uniform(0.005, 0.03), rng.uniform(0.01, 0.06))
     return _unit_rms(x)
 
@@ -439,13 +532,12 @@ def _fm_sweep(rng: np.random.Generator, fs: float) -> np.ndarray:
     top = min(16000.0, 0.42 * fs)
     f1 = _log_uniform(rng, 200.0, top)
     f2 = float(np.clip(f1 * 2.0 ** (rng.choice([-1, 1]) * rng.uniform(0.5, 4.0)), 150.0, top))
-    t = np.arange(n) / fs
-    f = f1 * (f2 / f1) ** (t / dur)
+    f, _ = _trajectory(lambda t: f1 * (f2 / f1) ** (t / dur), n, fs)
     cycles = _cycles(f, fs)
     gains = [1.0, rng.uniform(0.2, 0.6), rng.uniform(0.1, 0.3)][: rng.integers(1, 4)]
     x = np.zeros(n)
     for h, g in enumerate(gains, start=1):
-        carrier = np.sin(np.float32(2 * np.pi) * (np.float32(h) * cycles + np.float32(rng.uniform(0.0, 1.0))))
+        carrier = np.sin(2 * np.pi * (h * cycles + rng.uniform(0.0, 1.0)))
         x += g * np.clip((0.45 * fs - h * f) / 500.0, 0.0, 1.0) * carrier
     x *= _ramps(n, fs, rng.uniform(0.003, 0.01), rng.uniform(0.003, 0.01))
     return _unit_rms(x)
@@ -471,7 +563,9 @@ def _click_train(rng: np.random.Generator, fs: float) -> np.ndarray:
     n = int(dur * fs)
     pad = int(0.012 * fs)  # room for the click and the filter's ringing
     rate0 = _log_uniform(rng, 5.0, 150.0)
-    rate = rate0 * 2.0 ** (rng.uniform(-1.0, 1.0) * np.arange(n) / n)
+    glide = rng.uniform(-1.0, 1.0)
+    # the click times are discrete decisions: an exact (quantised) rate trajectory and running sum
+    rate, _ = _trajectory(lambda t: rate0 * 2.0 ** (glide * t * (fs / n)), n, fs)
     cycles = np.cumsum(rate) / fs + rng.uniform(0.0, 1.0)
     idx = np.flatnonzero(np.diff(np.floor(cycles)) > 0) + 1
     if idx.size == 0:
@@ -573,27 +667,30 @@ def draw_neurons(params: SynthParams) -> SynthNeurons:
     rng = np.random.default_rng([params.seed, _SEED_NEURONS])
     n = params.n_neurons
     f32 = np.float32
-    centre = _log_uniform(rng, params.cf_min_hz, params.cf_max_hz, n)
-    bw = np.maximum(_log_uniform(rng, 0.1, 1.5, n), _min_bandwidth_oct(centre))
+    # every value is rounded (_sig: PARAM_BITS significant bits, exact in float32) as soon as it is
+    # drawn or derived, so later comparisons, clips and band edges see the same numbers everywhere
+    centre = _sig(_log_uniform(rng, params.cf_min_hz, params.cf_max_hz, n))
+    bw = _sig(np.maximum(_log_uniform(rng, 0.1, 1.5, n), _min_bandwidth_oct(centre)))
     has_inhib = rng.random(n) < 0.5
     side = rng.choice([-1.0, 1.0], n)
-    inhib_bw = np.clip(bw * rng.uniform(0.7, 1.5, n), 0.1, 2.0)
+    inhib_bw = _sig(np.clip(bw * rng.uniform(0.7, 1.5, n), 0.1, 2.0))
     # the sideband's half-maximum points stay clear of the excitatory band's (0 to 0.75 oct apart)
     offset = 0.5 * (bw + inhib_bw) + rng.uniform(0.0, 0.75, n)
-    inhib_centre = np.clip(centre * 2.0 ** (side * offset), 100.0, min(20000.0, 0.45 * params.audio_fs))
-    inhib_bw = np.maximum(inhib_bw, _min_bandwidth_oct(inhib_centre))
+    inhib_centre = _sig(np.clip(centre * 2.0 ** (side * offset), 100.0, min(20000.0, 0.45 * params.audio_fs)))
+    inhib_bw = _sig(np.maximum(inhib_bw, _min_bandwidth_oct(inhib_centre)))
     inhib_centre[~has_inhib] = np.nan
     inhib_bw[~has_inhib] = np.nan
-    tau = _log_uniform(rng, 20.0, 300.0, n)
-    alpha = rng.uniform(0.5, 0.95, n)
-    root = rng.uniform(0.25, 0.5, n)
+    tau = _sig(_log_uniform(rng, 20.0, 300.0, n))
+    alpha = _sig(rng.uniform(0.5, 0.95, n))
+    root = _sig(rng.uniform(0.25, 0.5, n))
     lags_ms = np.arange(params.n_lags) * params.dt_ms
-    latency = rng.uniform(5.0, 20.0, n)
+    latency = _sig(rng.uniform(5.0, 20.0, n))
     kernels = np.zeros((n, N_INPUTS, params.n_lags))
     kernels[:, 0] = _biphasic(rng, lags_ms, latency, (0.3, 0.9))
     inhib_weight = rng.uniform(0.4, 1.0, n) * has_inhib
     # the sideband suppresses, a little later, with at most a weak rebound (no net excitation)
     kernels[:, 1] = -inhib_weight[:, None] * _biphasic(rng, lags_ms, latency + rng.uniform(2.0, 10.0, n), (0.0, 0.3))
+    kernels = _grid(kernels, KERNEL_STEP)
     nan = np.full(n, np.nan, dtype=f32)
     return SynthNeurons(
         centre_hz=centre.astype(f32),
@@ -604,9 +701,9 @@ def draw_neurons(params: SynthParams) -> SynthNeurons:
         adapt_alpha=alpha.astype(f32),
         compress_root=root.astype(f32),
         temporal_kernels=kernels.astype(f32),
-        threshold=rng.uniform(-0.5, 1.5, n).astype(f32),
-        out_power=rng.uniform(1.0, 2.0, n).astype(f32),
-        target_rate_hz=_log_uniform(rng, params.rate_min_hz, params.rate_max_hz, n).astype(f32),
+        threshold=_sig(rng.uniform(-0.5, 1.5, n)).astype(f32),
+        out_power=_sig(rng.uniform(1.0, 2.0, n)).astype(f32),
+        target_rate_hz=_sig(_log_uniform(rng, params.rate_min_hz, params.rate_max_hz, n)).astype(f32),
         env_ref=np.full((n, N_INPUTS), np.nan, dtype=f32),
         drive_mean=nan.copy(),
         drive_std=nan.copy(),
@@ -659,7 +756,7 @@ def neuron_rates(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthPara
 
 
 def _input_envelopes(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
-    """Band envelopes of every neuron input averaged in each bin: (S, N, 2, T) float32.
+    """Band envelopes of every neuron input averaged in each bin: (S, N, 2, T) float64.
 
     One rfft per stimulus (zero-padded by _PAD_S to avoid circular wrap); per band, only its bins
     (centre +- 3 sigma) are shifted to baseband and inverse-transformed at a reduced rate of m
@@ -671,9 +768,8 @@ def _input_envelopes(waveforms: np.ndarray, neurons: SynthNeurons, params: Synth
     n_bins = n_audio // hop
     n_frames = scipy.fft.next_fast_len(n_bins + int(math.ceil(_PAD_S * 1000.0 / params.dt_ms)))
     n_pad = n_frames * hop
-    # float32 in, complex64 out: single precision is ample for envelopes and halves the memory
-    spectra = scipy.fft.rfft(np.asarray(waveforms, dtype=np.float32), n=n_pad, axis=-1)
-    out = np.zeros((s, neurons.n_neurons, N_INPUTS, n_bins), dtype=np.float32)
+    spectra = scipy.fft.rfft(np.asarray(waveforms, dtype=np.float64), n=n_pad, axis=-1)
+    out = np.zeros((s, neurons.n_neurons, N_INPUTS, n_bins))
     bands = ((neurons.centre_hz, neurons.bandwidth_oct), (neurons.inhib_centre_hz, neurons.inhib_bandwidth_oct))
     for i, (centres, widths) in enumerate(bands):
         for k in range(neurons.n_neurons):
@@ -687,61 +783,70 @@ def _input_envelopes(waveforms: np.ndarray, neurons: SynthNeurons, params: Synth
 def _band_envelope(
     spectra: np.ndarray, n_pad: int, n_frames: int, n_bins: int, hop: int, fs: float, fc: float, bw_oct: float
 ) -> np.ndarray:
-    """Bin-averaged analytic-signal magnitude of one Gaussian band, (S, n_bins) float64."""
+    """Bin-averaged analytic-signal magnitude of one Gaussian band, (S, n_bins) float64.
+
+    The band edges and the causal delay are rounded to _INDEX_STEP before they become indices, so a
+    last-bit difference in pow or log on another machine cannot move them.
+    """
     sigma = bw_oct / _FWHM_PER_SIGMA
     df = fs / n_pad
-    k_lo = max(1, int(math.ceil(fc * 2.0 ** (-3 * sigma) / df)))
-    k_hi = min(spectra.shape[1] - 1, int(math.floor(min(fc * 2.0 ** (3 * sigma), fs / 2) / df))) + 1
+    k_lo = max(1, int(math.ceil(_grid(fc * 2.0 ** (-3 * sigma) / df, _INDEX_STEP))))
+    k_hi = min(spectra.shape[1] - 1, int(math.floor(_grid(min(fc * 2.0 ** (3 * sigma), fs / 2) / df, _INDEX_STEP)))) + 1
     width = k_hi - k_lo
     if width < 1:
         return np.zeros((spectra.shape[0], n_bins))
-    m = scipy.fft.next_fast_len(max(4, int(math.ceil(width / n_frames))))
+    m = scipy.fft.next_fast_len(max(4, -(-width // n_frames)))
     size = m * n_frames
-    gain = np.exp(-0.5 * (np.log2((k_lo + np.arange(width)) * df / fc) / sigma) ** 2).astype(np.float32)
-    base = np.zeros((spectra.shape[0], size), dtype=np.complex64)
+    gain = np.exp(-0.5 * (np.log2((k_lo + np.arange(width)) * df / fc) / sigma) ** 2)
+    base = np.zeros((spectra.shape[0], size), dtype=np.complex128)
     base[:, :width] = spectra[:, k_lo:k_hi] * gain
-    env = np.abs(scipy.fft.ifft(base, axis=-1, overwrite_x=True)) * np.float32(2.0 * size / n_pad)
+    z = scipy.fft.ifft(base, axis=-1, overwrite_x=True)
+    env = np.sqrt(z.real * z.real + z.imag * z.imag) * (2.0 * size / n_pad)  # |z|, faster than hypot
     # make the zero-phase filter causal: delay by 3 temporal standard deviations of its response
     sigma_t = 1.0 / (2.0 * math.pi * fc * sigma * math.log(2.0))
-    shift = int(round(min(3.0 * sigma_t, MAX_BAND_DELAY_S) * fs * m / hop))
+    shift = int(round(_grid(min(3.0 * sigma_t, MAX_BAND_DELAY_S) * fs * m / hop, _INDEX_STEP)))
     env = np.roll(env, shift, axis=-1)
     return env[:, : n_bins * m].reshape(-1, n_bins, m).mean(axis=-1)
 
 
 def _adapted_inputs(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
-    """Normalise, adapt and compress the input envelopes: (S, N, 2, T) -> (S, N, 2, T) float32.
-
-    Elementwise work runs in float32 (transcendental functions are ~10x faster than in float64).
-    """
-    ref = np.where(np.isfinite(neurons.env_ref), neurons.env_ref, 1.0).astype(np.float32)
-    e = envelopes.astype(np.float32) / ref[None, :, :, None]
+    """Normalise, adapt and compress the input envelopes: (S, N, 2, T) -> (S, N, 2, T) float64."""
+    ref = np.where(np.isfinite(neurons.env_ref), neurons.env_ref, 1.0).astype(np.float64)
+    e = envelopes / ref[None, :, :, None]
     slow = np.empty_like(e)
     for k in range(neurons.n_neurons):
-        s = np.float32(1.0 - math.exp(-params.dt_ms / float(neurons.adapt_tau_ms[k])))
-        slow[:, k] = scipy.signal.lfilter(np.array([s]), np.array([1.0, s - 1.0], dtype=np.float32), e[:, k], axis=-1)
-    alpha = neurons.adapt_alpha.astype(np.float32)[None, :, None, None]
-    root = neurons.compress_root.astype(np.float32)[None, :, None, None]
-    adapted = e * np.exp(-alpha * np.log(np.float32(ADAPT_EPS) + slow))  # e / (eps + slow) ** alpha
+        s = _sig(1.0 - math.exp(-params.dt_ms / float(neurons.adapt_tau_ms[k])))
+        slow[:, k] = scipy.signal.lfilter(np.array([s]), np.array([1.0, s - 1.0]), e[:, k], axis=-1)
+    alpha = neurons.adapt_alpha.astype(np.float64)[None, :, None, None]
+    root = neurons.compress_root.astype(np.float64)[None, :, None, None]
+    adapted = e * np.exp(-alpha * np.log(ADAPT_EPS + slow))  # e / (eps + slow) ** alpha
     # offset root: ~linear for small a (silence stays near 0), a ** root for large a
-    delta = np.float32(COMPRESS_DELTA)
-    return np.exp(root * np.log(adapted + delta)) - np.exp(root * np.log(delta))
+    return np.exp(root * np.log(adapted + COMPRESS_DELTA)) - np.exp(root * math.log(COMPRESS_DELTA))
 
 
 def _drive(inputs: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """Causal temporal filtering summed over inputs: (S, N, 2, T), (N, 2, L) -> (S, N, T) float32."""
+    """Causal temporal filtering summed over inputs: (S, N, 2, T), (N, 2, L) -> (S, N, T) float64.
+
+    Plain elementwise products and sums in a fixed order (lag by lag, input 0 then 1): no einsum or
+    BLAS, whose summation order depends on the machine.
+    """
     n_bins = inputs.shape[-1]
-    drive = np.zeros(inputs.shape[:2] + (n_bins,), dtype=np.float32)
-    k32 = kernels.astype(np.float32)
-    for lag in range(min(k32.shape[-1], n_bins)):
-        drive[..., lag:] += np.einsum("snit,ni->snt", inputs[..., : n_bins - lag], k32[:, :, lag])
+    drive = np.zeros(inputs.shape[:2] + (n_bins,))
+    k64 = kernels.astype(np.float64)
+    term = np.empty_like(drive)
+    for lag in range(min(k64.shape[-1], n_bins)):
+        for i in range(inputs.shape[2]):
+            part = term[..., : n_bins - lag]
+            np.multiply(inputs[:, :, i, : n_bins - lag], k64[None, :, i, lag, None], out=part)
+            drive[..., lag:] += part
     return drive
 
 
 def _output(drive: np.ndarray, neurons: SynthNeurons) -> np.ndarray:
-    """Output nonlinearity before the gain: softplus(z - threshold) ** out_power, (S, N, T) float32."""
-    col = lambda a: np.asarray(a, dtype=np.float32)[None, :, None]  # noqa: E731
+    """Output nonlinearity before the gain: softplus(z - threshold) ** out_power, (S, N, T) float64."""
+    col = lambda a: np.asarray(a, dtype=np.float64)[None, :, None]  # noqa: E731
     z = (drive - col(neurons.drive_mean)) / col(neurons.drive_std)
-    softplus = np.logaddexp(np.float32(0.0), z - col(neurons.threshold))
+    softplus = np.logaddexp(0.0, z - col(neurons.threshold))
     return np.exp(np.log(softplus) * col(neurons.out_power))
 
 
@@ -751,11 +856,16 @@ def _rates_from_envelopes(envelopes: np.ndarray, neurons: SynthNeurons, params: 
 
 
 def _rates_from_drive(drive: np.ndarray, neurons: SynthNeurons) -> np.ndarray:
-    return _output(drive, neurons) * neurons.rate_gain.astype(np.float32)[None, :, None]
+    """Rates (S, N, T) float32, rounded to RATE_STEP in float64 (exact in float32 below 256 counts
+    per bin): the Poisson sampler branches on its mean, so its inputs must be the same everywhere."""
+    rates = _output(drive, neurons) * neurons.rate_gain.astype(np.float64)[None, :, None]
+    return _grid(rates, RATE_STEP).astype(np.float32)
 
 
 def _calibrate(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> tuple[SynthNeurons, np.ndarray]:
-    """Fill the calibration fields from the generated stimuli (each rounded to float32 before use).
+    """Fill the calibration fields from the generated stimuli, each rounded to PARAM_BITS significant
+    bits (exact in float32) before use: the float64 means behind them may differ in the last bits
+    between machines (summation order), the rounded values do not.
 
     Returns the calibrated neurons and their drive (S, N, T), from which the rates follow exactly as
     in ``neuron_rates``.
@@ -764,11 +874,11 @@ def _calibrate(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams
     n = neurons.select(slice(None))
     ref = envelopes.mean(axis=(0, 3))  # (N, 2)
     ref[:, 1] = np.where(np.isfinite(n.inhib_centre_hz), ref[:, 1], np.nan)
-    n.env_ref = np.maximum(ref, 1e-12).astype(f32)
+    n.env_ref = _sig(np.maximum(ref, 1e-12)).astype(f32)
     drive = _drive(_adapted_inputs(envelopes, n, params), n.temporal_kernels)
-    n.drive_mean = drive.mean(axis=(0, 2), dtype=np.float64).astype(f32)
-    n.drive_std = np.maximum(drive.std(axis=(0, 2), dtype=np.float64), 1e-12).astype(f32)
+    n.drive_mean = _sig(drive.mean(axis=(0, 2))).astype(f32)
+    n.drive_std = _sig(np.maximum(drive.std(axis=(0, 2)), 1e-12)).astype(f32)
     out = _output(drive, n)
     target = n.target_rate_hz.astype(np.float64) * params.dt_ms / 1000.0
-    n.rate_gain = (target / np.maximum(out.mean(axis=(0, 2), dtype=np.float64), 1e-12)).astype(f32)
+    n.rate_gain = _sig(target / np.maximum(out.mean(axis=(0, 2)), 1e-12)).astype(f32)
     return n, drive

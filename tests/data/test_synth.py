@@ -7,6 +7,11 @@ full NS1-sized default (a few seconds), made once per module.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -16,7 +21,10 @@ from strf_runner.data import schema
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.synth import (
     GENERATOR_VERSION,
+    RATE_STEP,
+    SPECTROGRAM_STEP_DB,
     STIMULUS_TYPES,
+    WAVEFORM_STEP,
     SynthNeurons,
     SynthParams,
     _poisson_counts,
@@ -25,12 +33,21 @@ from strf_runner.data.synth import (
     ensure_synth,
     generate_synth,
     make_stimuli,
+    native_spectrogram,
     neuron_rates,
     synth_path,
 )
 from strf_runner.errors import ConfigError, ShapeError
 
 TINY = SynthParams(n_stimuli=6, duration_s=1.0, n_neurons=16, n_repeats=6, n_train=4, n_val=1, n_test=1)
+
+# schema.content_sha256 of generate_synth(TINY) and of generate_synth(SynthParams()), generator version 2.
+# The same on every machine and library stack (see "Reproducibility" in synth's docstring): checked
+# under numpy's AVX512, AVX2 and baseline code paths, three OpenBLAS kernels, and numpy 1.26 +
+# scipy 1.11 as well as numpy 2.4 + scipy 1.17. A change here means the generated data changed:
+# bump GENERATOR_VERSION (the cache key) and update these.
+TINY_SHA256 = "de77b924294b4bfee1459e119510c9d6576f0c8f57d8c7a5d2dc7b9ed83bc2a2"
+DEFAULT_SHA256 = "2fd63ba15f5e7e4936bbe69162759826d3fff12060d47fb5427e34c095b48fae"
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +214,10 @@ def test_shapes_grid_lock_and_views(tiny):
         assert stim.responses.shape == (16, 6, 200) and stim.responses.dtype == np.float32
         assert stim.waveform.shape == (200 * 240,) and stim.waveform.dtype == np.float32
         assert stim.spectrogram.shape == (34, 200) and stim.spectrogram.dtype == np.float32
-        np.testing.assert_array_equal(stim.spectrogram, native_cochleagram(stim.waveform, 48000.0))
+        np.testing.assert_array_equal(stim.spectrogram, native_spectrogram(stim.waveform, TINY))
+        # the native cochleagram, rounded to the dB grid
+        np.testing.assert_allclose(stim.spectrogram, native_cochleagram(stim.waveform, 48000.0), rtol=0,
+                                   atol=SPECTROGRAM_STEP_DB / 2 + 1e-5)
         assert np.all(stim.responses >= 0) and np.all(stim.responses == np.round(stim.responses))
     assert tiny.truth["rates"].shape == (6, 16, 200)
     assert tiny.truth["temporal_kernels"].shape == (16, 2, 13)
@@ -229,7 +249,9 @@ def test_roundtrips_through_hdf5(tiny, tmp_path):
     assert back.attrs == tiny.attrs
     # the stored truth is enough to recompute the rates exactly
     rebuilt = neuron_rates(np.stack([s.waveform for s in back.stimuli]), SynthNeurons.from_truth(back.truth), TINY)
-    np.testing.assert_allclose(rebuilt, tiny.truth["rates"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(rebuilt, tiny.truth["rates"])
+    # the content digest does not depend on the HDF5 file: the read-back content hashes the same
+    assert schema.content_sha256(back) == schema.content_sha256(tiny) == TINY_SHA256
 
 
 def test_neuron_rates_api_errors(tiny):
@@ -240,6 +262,68 @@ def test_neuron_rates_api_errors(tiny):
         neuron_rates(np.zeros(241), neurons, TINY)
     with pytest.raises(ConfigError, match="calibrated"):
         neuron_rates(tiny.stimuli[0].waveform, draw_neurons(TINY), TINY)
+
+
+def test_tiny_digest_is_pinned(tiny):
+    """The generated content, byte for byte, is what every machine and library stack produces."""
+    assert schema.content_sha256(tiny) == TINY_SHA256
+
+
+def _on_grid(x: np.ndarray, step: float) -> bool:
+    x = np.asarray(x, dtype=np.float64)
+    return bool(np.all(np.rint(x / step) * step == x))
+
+
+def test_stored_values_lie_on_their_grids(tiny):
+    """What makes the digest platform-stable: every stored float is rounded to a fixed grid."""
+    for stim in tiny.stimuli:
+        assert _on_grid(stim.waveform, WAVEFORM_STEP)
+        assert _on_grid(stim.spectrogram, SPECTROGRAM_STEP_DB)
+    assert _on_grid(tiny.truth["rates"], RATE_STEP)
+    for key in ("centre_hz", "bandwidth_oct", "adapt_tau_ms", "threshold", "drive_std", "rate_gain"):
+        mant, _ = np.frexp(tiny.truth[key].astype(np.float64))
+        assert _on_grid(mant, 2.0**-20), key  # 20 significant bits
+
+
+def _simd_beyond_baseline() -> list[str]:
+    """numpy's SIMD targets beyond its baseline that this CPU has (and numpy uses), e.g. AVX2, AVX512."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+
+
+def test_tiny_digest_is_the_same_without_simd_extensions():
+    """Generate TINY in a subprocess with numpy's SIMD code paths beyond its baseline disabled
+    (NPY_DISABLE_CPU_FEATURES): float64 exp/log/power then take other code paths, whose results differ
+    in the last bit; the quantised dataset must not."""
+    enabled = _simd_beyond_baseline()
+    if not enabled:
+        pytest.skip("this CPU has no SIMD extensions beyond numpy's baseline: nothing to disable")
+    script = textwrap.dedent(
+        f"""
+        import json
+        from strf_runner.data import schema
+        from strf_runner.data.synth import SynthParams, generate_synth
+        try:
+            from numpy._core._multiarray_umath import __cpu_features__
+        except ImportError:
+            from numpy.core._multiarray_umath import __cpu_features__
+        content = generate_synth(SynthParams(**{dataclasses.asdict(TINY)!r}))
+        still = [f for f in {enabled!r} if __cpu_features__.get(f)]
+        print(json.dumps({{"still_enabled": still, "sha256": schema.content_sha256(content)}}))
+        """
+    )
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(enabled)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and ("NPY_DISABLE_CPU_FEATURES" in proc.stderr or "CPU feature" in proc.stderr):
+        pytest.skip(f"numpy refused NPY_DISABLE_CPU_FEATURES={' '.join(enabled)!r}: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["still_enabled"]:
+        pytest.skip(f"numpy ignored NPY_DISABLE_CPU_FEATURES for {result['still_enabled']}")
+    assert result["sha256"] == TINY_SHA256
 
 
 def test_stimuli_do_not_depend_on_neuron_settings():
@@ -267,6 +351,10 @@ def test_poisson_counts_statistics():
 
 # --------------------------------------------------------------------------------------------
 # the default dataset (one generation shared by these tests)
+
+
+def test_default_size_digest_is_pinned(default):
+    assert schema.content_sha256(default) == DEFAULT_SHA256
 
 
 def test_default_size_types_levels_and_tuning(default):
@@ -303,7 +391,7 @@ def test_default_size_trial_means_converge_to_rates(default):
         totals += stim.responses.sum(axis=(1, 2), dtype=np.float64)
         mean = stim.responses.mean(axis=1, dtype=np.float64)  # (N, T) trial mean
         ok = lam > 0.01
-        ratios.append(((mean - lam) ** 2 * r / lam)[ok])
+        ratios.append((mean[ok] - lam[ok]) ** 2 * r / lam[ok])
     # per neuron: total spikes vs expected total, in Poisson standard errors
     expected = r * rates.sum(axis=(0, 2))
     z = (totals - expected) / np.sqrt(expected)
