@@ -31,8 +31,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def epoch_progress(label: str, console: Console | None = None) -> Iterator[EpochCallback]:
     """A progress bar over epochs; yields the callback the fitter calls after each epoch.
 
-    Shows train loss, validation cc_norm and the best score so far. The bar appears with the first
-    epoch (so it never overlaps the data's own download bars) and ends early when early stopping does.
+    Shows train loss, validation cc_norm and the best score so far, and the time since the run began.
+    The bar appears with the first epoch (so it never overlaps the data's own download bars) and ends
+    early when early stopping does.
     """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -43,12 +44,11 @@ def epoch_progress(label: str, console: Console | None = None) -> Iterator[Epoch
         console=console,
         transient=False,
     )
-    task = progress.add_task(label, total=None, loss="-", val="-", best="-", start=False)
+    task = progress.add_task(label, total=None, loss="-", val="-", best="-")  # its clock runs from here
 
     def update(record: EpochRecord, best: float, best_epoch: int | None, max_epochs: int) -> None:
         if not progress.live.is_started:
             progress.start()
-            progress.start_task(task)
         best_text = f"{_fmt(best)} (ep {best_epoch})" if best_epoch is not None else "-"
         progress.update(
             task,
