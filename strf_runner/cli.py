@@ -65,7 +65,8 @@ def _task(cfg: DictConfig) -> float:
                 resolved = resolved.resuming()
         with epoch_progress(label, Console(stderr=True)) as on_epoch_end:
             result = run_experiment(resolved, job_dir, on_epoch_end=on_epoch_end,
-                                    records=hydra_records(cfg, hydra_cfg))
+                                    records=hydra_records(cfg, hydra_cfg),
+                                    group=Path(hydra_cfg.sweep.dir).name if sweep else None)
     except KeyboardInterrupt:
         if resumable(job_dir):
             print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}",

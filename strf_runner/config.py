@@ -256,6 +256,22 @@ class TrainerConfig:
 
 
 @dataclass
+class TensorBoardLoggerConfig:
+    """TensorBoard event files. save_dir null: ``<run dir>/tb`` (a sweep's runs then sit side by side:
+    ``tensorboard --logdir <sweep dir>``)."""
+
+    save_dir: Optional[str] = None
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers (``logger=tensorboard``, several at once: ``logger=[tensorboard,...]``); each
+    field set is one tracker. Copies of the run: never part of its identity (config hash)."""
+
+    tensorboard: Optional[TensorBoardLoggerConfig] = None
+
+
+@dataclass
 class RunConfig:
     """One run: a dataset, a front-end, a readout and a trainer, plus seeds and the device."""
 
@@ -263,6 +279,7 @@ class RunConfig:
     frontend: FrontendConfig = MISSING
     model: ModelConfig = MISSING
     trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     seed: int = 0
     data_seed: int = II("seed")
     device: str = "auto"
@@ -294,6 +311,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "statenet": StateNetModelConfig,
     },
     "trainer": {"trainer": TrainerConfig},
+    "logger": {"logger": LoggerConfig},
 }
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -27,7 +27,7 @@ from strf_runner.data.loading import load_data
 from strf_runner.data.schema import DatasetContent, file_sha256
 from strf_runner.errors import ConfigError, ResultsError, TrainingError
 from strf_runner.frontends.registry import frontend_class
-from strf_runner.identity import VOLATILE_KEYS, config_hash, differing_keys, flatten
+from strf_runner.identity import config_hash, differing_keys, flatten, volatile
 from strf_runner.models.encoding import EncodingModel, build_model, model_info
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.load import load_run
@@ -35,7 +35,8 @@ from strf_runner.results.rundir import FAILED_STATE, HISTORY, LAST_STATE, NEURON
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.checkpoint import save_checkpoint
 from strf_runner.training.device import resolve_device
-from strf_runner.training.fitter import EpochCallback, FitResult, Fitter, FitState, evaluate, history_rows
+from strf_runner.tracking.base import RunInfo, Trackers, build_trackers
+from strf_runner.training.fitter import EpochCallback, EpochRecord, FitResult, Fitter, FitState, evaluate, history_rows
 from strf_runner.training.seeding import configure_torch, data_generator, seed_everything
 
 
@@ -149,7 +150,7 @@ def resume_state(resolved: ResolvedConfig, run: RunDir) -> FitState | None:
     if previous is None or not run.last_state.is_file():
         raise ResultsError(f"resume=true but {run.path} holds no interrupted run ({LAST_STATE} missing)")
     if config_hash(previous) != resolved.hash:
-        keys = differing_keys(previous, resolved.tree, ignore=VOLATILE_KEYS)
+        keys = differing_keys(previous, resolved.tree, ignore=volatile)
         raise ResultsError(f"resume=true but the config differs from the interrupted run's in {keys}")
     return FitState.load(run.last_state)
 
@@ -159,6 +160,7 @@ def run_experiment(
     run_dir: str | Path,
     on_epoch_end: EpochCallback | None = None,
     records: dict[str, str] | None = None,
+    group: str | None = None,
 ) -> RunResult:
     """Fit and test one model as configured; write the run dir; return its summary and tables.
 
@@ -167,7 +169,8 @@ def run_experiment(
 
     on_epoch_end: what the fitter calls after every epoch (the CLI's progress bar).
     records: extra files (relative name -> text) written into the run dir right after it is claimed
-    (the CLI's Hydra record under .hydra/).
+    (the CLI's Hydra record under .hydra/). group: the sweep a multirun job belongs to (trackers group
+    its runs under it).
     """
     start = time.perf_counter()
     resolved = cfg if isinstance(cfg, ResolvedConfig) else resolve_config(cfg)
@@ -184,11 +187,17 @@ def run_experiment(
     info = model_info(model, sets["train"])
     warm = warm_start(model, info, cfg.init_from) if cfg.init_from else None
     loaders = make_loaders(cfg, sets, model, device)
-    fitter = make_fitter(cfg, model, run, monitor=checks.monitor, on_epoch_end=on_epoch_end)
+    trackers = build_trackers(cfg.logger)
+    fitter = make_fitter(cfg, model, run, monitor=checks.monitor, on_epoch_end=tracked(trackers, on_epoch_end))
+    sha256 = file_sha256(path)
 
-    with run.owned(resume=cfg.resume):
+    with run.owned(resume=cfg.resume), trackers.recording_failures():
         state = resume_state(resolved, run)
         run.start(resolved.yaml, info, records)
+        trackers.start(RunInfo(run.path, run.path.name, group, flatten(resolved.tree), resumed=state is not None, tags={
+            "config_hash": resolved.hash, "seed": str(cfg.seed), "data_seed": str(cfg.data_seed),
+            "dataset": content.name, "dataset_sha256": sha256, "device": str(device), **versions(),
+        }))
         try:
             fit = fitter.fit(loaders["train"], loaders["val"], resume=state)
         except TrainingError as err:  # keep what went wrong for inspection, and say so
@@ -230,18 +239,13 @@ def run_experiment(
                 "config": cfg.dataset.name,
                 "name": content.name,
                 "path": str(path.resolve()),
-                "sha256": file_sha256(path),
+                "sha256": sha256,
                 "native_source": content.attrs.get("native_source"),
                 "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
                 "splits": {k: v.indices for k, v in sets.items()},
             },
             "warnings": checks.warnings,
-            "versions": {
-                "strf_runner": strf_runner.__version__,
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-            },
+            "versions": versions(),
         }
         if state is not None:
             summary["resumed_from_epoch"] = state.epoch
@@ -252,4 +256,25 @@ def run_experiment(
         if ceiling is not None:
             summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
         run.write_summary(summary)
+        trackers.finish(summary, {"neurons": run / NEURONS})
     return RunResult(run.path, summary, table, fit)
+
+
+def versions() -> dict[str, str]:
+    """The package versions a run records."""
+    return {"strf_runner": strf_runner.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
+def tracked(trackers: Trackers, on_epoch_end: EpochCallback | None) -> EpochCallback | None:
+    """The fitter's epoch callback: each epoch to the trackers (values it already has on the host, so
+    no device synchronisation is added), then ``on_epoch_end``."""
+    if not trackers:
+        return on_epoch_end
+
+    def callback(record: EpochRecord, best: float, best_epoch: int | None, max_epochs: int) -> None:
+        trackers.epoch(record, best_epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(record, best, best_epoch, max_epochs)
+
+    return callback

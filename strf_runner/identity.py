@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Callable
 
 # keys that say where or how fast a run ran, not what it computed: not part of its identity
 VOLATILE_KEYS = frozenset(
     {"run_name", "sweep_root", "reuse_finished", "analysis", "resume", "trainer.threads", "trainer.cache_frontend"}
 )
+# and every key under these: where a run is copied to (experiment trackers)
+VOLATILE_PREFIXES = ("logger.",)
 # keys that tell the replicates of one arm apart
 SEED_KEYS = frozenset({"seed", "data_seed"})
 # keys that tell arms apart but not their results' identity: the same arm on any device
 DEVICE_KEYS = frozenset({"device", "trainer.device"})
+
+
+def volatile(key: str) -> bool:
+    """A dotted key that says where or how a run ran, not what it computed (VOLATILE_KEYS, VOLATILE_PREFIXES)."""
+    return key in VOLATILE_KEYS or key.startswith(VOLATILE_PREFIXES)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -33,11 +40,12 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differing_keys(old: dict[str, Any], new: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
+def differing_keys(old: dict[str, Any], new: dict[str, Any], ignore: Callable[[str], bool] = lambda k: False
+                   ) -> list[str]:
     """Dotted keys whose values differ between two nested configs (missing counts as None), sorted
-    with ``*.name`` keys first (the most telling difference); keys in ``ignore`` are skipped."""
+    with ``*.name`` keys first (the most telling difference); keys for which ``ignore`` is true are skipped."""
     a, b = flatten(old), flatten(new)
-    keys = (k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignore)
+    keys = (k for k in set(a) | set(b) if a.get(k) != b.get(k) and not ignore(k))
     return sorted(keys, key=lambda k: (not k.endswith(".name"), k))
 
 
@@ -49,7 +57,7 @@ def config_hash(resolved: dict[str, Any]) -> str:
     flat = {
         k: list(v) if isinstance(v, tuple) else v
         for k, v in flatten(resolved).items()
-        if k not in VOLATILE_KEYS and v is not None
+        if not volatile(k) and v is not None
     }
     blob = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from strf_runner.errors import ResultsError
-from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, VOLATILE_KEYS
+from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, volatile
 from strf_runner.results.collect import RunRecord
 from strf_runner.data.selection import select_neuron_indices
 from strf_runner.results.ensemble import DatasetCache, Ensemble, ensemble_of
@@ -28,7 +28,7 @@ from strf_runner.results.stats import paired_comparison, summarise_scores
 
 NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
 SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "dataset"}
-NOT_ARM = VOLATILE_KEYS | SEED_KEYS | DEVICE_KEYS
+NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _value(v: Any) -> str:
 def label_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The config keys that name arms: name keys that vary (or, if none varies, the front-end and
     model names), then other keys that vary among runs sharing the same names."""
-    keys = sorted({k for c in configs for k in c} - NOT_ARM)
+    keys = sorted(k for k in {k for c in configs for k in c} - NOT_ARM if not volatile(k))
     varying = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
     names = [k for k in NAME_KEYS if k in varying] or [k for k in NAME_KEYS[:2] if any(k in c for c in configs)]
     groups: dict[tuple, list[dict[str, Any]]] = {}
