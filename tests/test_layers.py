@@ -108,6 +108,16 @@ def test_every_unit_has_a_layer():
     assert units == set(RANK), f"give these a layer: {sorted(units - set(RANK))}; gone: {sorted(set(RANK) - units)}"
 
 
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject lists its packages by hand: a new subpackage missing there works in an editable install
+    and is absent from a real one."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"add to pyproject's packages: {sorted(found - listed)}"
+
+
 def test_imports_point_down_the_layers():
     upward = [
         f"{unit} (layer {RANK[unit]}) imports {other} (layer {RANK[other]})"
