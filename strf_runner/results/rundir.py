@@ -113,10 +113,6 @@ class RunDir:
         return self.path / LAST_STATE
 
     @property
-    def analysis_dir(self) -> Path:
-        return self.path / ANALYSIS
-
-    @property
     def finished(self) -> bool:
         return (self.path / SUMMARY).exists()
 

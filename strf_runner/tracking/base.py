@@ -51,7 +51,7 @@ class Tracker:
         raise NotImplementedError
 
     def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
-        """The run finished: its summary.json and files (neurons.csv, figures) to copy."""
+        """The run finished: its summary.json and files to copy (by name; "neurons": neurons.csv)."""
         raise NotImplementedError
 
     def fail(self, status: str, error: str) -> None:

@@ -1,8 +1,8 @@
 """``logger=tensorboard``: the run as TensorBoard event files (torch's SummaryWriter).
 
 Scalars ``epoch/<name>`` per epoch (step = epoch), ``test/<name>`` at the end (step = the best epoch),
-a histogram ``test/cc_norm_per_neuron`` of the valid neurons, the config and tags as text, PNG figures
-as images, and ``status`` as text (finished / failed: error / interrupted). A resumed run writes into
+a histogram ``test/cc_norm_per_neuron`` of the valid neurons, the config and tags as text, and
+``status`` as text (finished / failed: error / interrupted). A resumed run writes into
 the same directory, continuing its curves from the epoch it resumes at.
 """
 
@@ -43,7 +43,6 @@ class TensorBoardTracker(Tracker):
     def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
         import numpy as np
         import pandas as pd
-        from matplotlib.image import imread
 
         step = int(summary.get("best_epoch") or self.step)
         for name, value in final_scalars(summary).items():
@@ -53,9 +52,6 @@ class TensorBoardTracker(Tracker):
             scores = table.loc[table["valid"], "cc_norm"].to_numpy(dtype=np.float64)
             if len(scores):
                 self.writer.add_histogram("test/cc_norm_per_neuron", scores, step)
-        for name, path in files.items():
-            if path.suffix == ".png":
-                self.writer.add_image(f"figures/{name}", imread(path)[..., :3], step, dataformats="HWC")
         self.writer.add_text("status", f"finished: {summary.get('stop_reason')}, best epoch {summary.get('best_epoch')}")
         self.writer.close()
 
