@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,9 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from strf_runner.compose import register_configs
-from strf_runner.config import RunConfig, resolve_config
+from strf_runner.config import LOGGER_OPTIONS, LoggerConfig, RunConfig, resolve_config
 from strf_runner.entry import error_line, one_line_errors
-from strf_runner.errors import StrfRunnerError, print_warnings_as_lines
+from strf_runner.errors import ConfigError, StrfRunnerError, print_warnings_as_lines
 from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
 from strf_runner.training.device import keep_freed_memory
 
@@ -63,10 +64,15 @@ def _task(cfg: DictConfig) -> float:
             if interrupted is not None:
                 out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
                 resolved = resolved.resuming()
+        group = None
+        if sweep:
+            from strf_runner.sweep import sweep_group
+
+            group = sweep_group(hydra_cfg.sweep.dir, list(hydra_cfg.overrides.task))
         with epoch_progress(label, Console(stderr=True)) as on_epoch_end:
             result = run_experiment(resolved, job_dir, on_epoch_end=on_epoch_end,
-                                    records=hydra_records(cfg, hydra_cfg),
-                                    group=Path(hydra_cfg.sweep.dir).name if sweep else None)
+                                    records=hydra_records(cfg, hydra_cfg), group=group,
+                                    analyze=analysis_figures(out) if run_cfg.analysis == "full" else None)
     except KeyboardInterrupt:
         if resumable(job_dir):
             print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}",
@@ -92,13 +98,23 @@ def _task(cfg: DictConfig) -> float:
         print(f"{PROG}: {label} failed: {message}{where}; the sweep goes on", file=sys.stderr)
         return math.nan
     out.print(summary_table(result.summary))
-    if run_cfg.analysis == "full":
-        from strf_runner.analysis.run_analysis import analyze_run
-
-        index = analyze_run(result.run_dir, log=lambda step: print(f"analysis: {step}", file=sys.stderr))
-        out.print(f"analysis: {len(index['files'])} files in {result.run_dir / ANALYSIS}", soft_wrap=True)
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
     return best_validation_score(result.summary, run_cfg)
+
+
+def analysis_figures(out: Console) -> Callable[[Path], dict[str, Path]]:
+    """``analysis=full``: strf-analyze's figures of the finished run, written into <run>/analysis; the
+    PNGs by name (``figures/<name>.png``) for the experiment trackers."""
+
+    def analyze(run_dir: Path) -> dict[str, Path]:
+        from strf_runner.analysis.run_analysis import analyze_run
+
+        index = analyze_run(run_dir, log=lambda step: print(f"analysis: {step}", file=sys.stderr))
+        out.print(f"analysis: {len(index['files'])} files in {run_dir / ANALYSIS}", soft_wrap=True)
+        return {f"figures/{name}": run_dir / ANALYSIS / name for name in index["files"].values()
+                if name.endswith(".png")}
+
+    return analyze
 
 
 def resumable(job_dir: Path) -> bool:
@@ -155,7 +171,8 @@ def main() -> None:
     print_warnings_as_lines(PROG)
     signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept
     try:
-        with one_line_errors(PROG, HydraException, OmegaConfBaseException, ValueError, show_traceback=show_traceback):
+        with one_line_errors(PROG, HydraException, OmegaConfBaseException, ValueError, AssertionError,
+                             show_traceback=show_traceback):
             _task()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -184,13 +201,39 @@ def report_main(argv: list[str] | None = None) -> None:
                         "the 73 single units), chosen from the runs' dataset metadata (default: every neuron)")
     parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate; when the first "
                         "dir is a run dir, <run dir>-aggregate beside it, as a finished run is never written into)")
+    parser.add_argument("--logger", action="append", default=[], choices=LOGGERS, metavar="KIND",
+                        help=f"also log the sweep to an experiment tracker ({', '.join(LOGGERS)}; repeatable): runs "
+                        "it does not hold yet, replayed from their files, then the aggregate, grouped under the "
+                        "first dir")
+    parser.add_argument("--tracking-uri", help="MLflow store for --logger mlflow (default: sqlite:///outputs/mlflow.db "
+                        "in the working directory; http://host:port for a server)")
     args = parser.parse_args(argv)
     print_warnings_as_lines("strf-report")
     from strf_runner.display import wide_console
     from strf_runner.sweep import report
 
     with one_line_errors("strf-report"):
-        report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console(), neurons=args.neurons)
+        logger = logger_config(args.logger, args.tracking_uri)
+        report(args.dirs, baseline=args.baseline, out=args.out, console=wide_console(), neurons=args.neurons,
+               logger=logger)
+
+
+LOGGERS = tuple(LOGGER_OPTIONS)
+
+
+def logger_config(kinds: list[str], tracking_uri: str | None) -> LoggerConfig:
+    """strf-report's --logger flags as a LoggerConfig (each kind with its defaults), packages checked
+    (ConfigError naming what to install)."""
+    from strf_runner.tracking.base import check_installed
+
+    options = {kind: LOGGER_OPTIONS[kind]() for kind in kinds}
+    if tracking_uri is not None:
+        if "mlflow" not in options:
+            raise ConfigError("--tracking-uri is for --logger mlflow, which is not given")
+        options["mlflow"].tracking_uri = tracking_uri
+    for kind in options:
+        check_installed(kind)
+    return LoggerConfig(**options)
 
 
 def analyze_main(argv: list[str] | None = None) -> None:

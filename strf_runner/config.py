@@ -264,11 +264,27 @@ class TensorBoardLoggerConfig:
 
 
 @dataclass
+class MLflowLoggerConfig:
+    """MLflow. tracking_uri null: a local store, ``sqlite:///outputs/mlflow.db`` under the working
+    directory (artifacts beside it); ``http://host:5000`` for a server. experiment_name null: the sweep
+    dir for a sweep's runs (one experiment per sweep), ``strf-runner`` for single runs. timeout_s: per
+    request to a server (one retry), so a server that is down costs the run seconds, once."""
+
+    tracking_uri: Optional[str] = None
+    experiment_name: Optional[str] = None
+    timeout_s: int = 10
+
+
+@dataclass
 class LoggerConfig:
-    """Experiment trackers (``logger=tensorboard``, several at once: ``logger=[tensorboard,...]``); each
+    """Experiment trackers (``logger=tensorboard``, several at once: ``logger=[tensorboard,mlflow]``); each
     field set is one tracker. Copies of the run: never part of its identity (config hash)."""
 
     tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MLflowLoggerConfig] = None
+
+
+LOGGER_OPTIONS: dict[str, type] = {"tensorboard": TensorBoardLoggerConfig, "mlflow": MLflowLoggerConfig}
 
 
 @dataclass
@@ -365,6 +381,9 @@ def validate(cfg: RunConfig) -> None:
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
         (cfg.analysis in ("none", "full"), "analysis", cfg.analysis, "must be 'none' or 'full'"),
     ]
+    if cfg.logger.mlflow is not None:
+        checks.append((cfg.logger.mlflow.timeout_s >= 1, "logger.mlflow.timeout_s", cfg.logger.mlflow.timeout_s,
+                       "must be >= 1"))
     for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels", "max_epochs", "patience"):
         value = getattr(cfg.model, key, None)
         if value is not None:

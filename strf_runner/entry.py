@@ -51,6 +51,9 @@ def error_line(err: BaseException) -> str:
         return str(err)
     if isinstance(err, OSError) and err.errno is not None:  # Hydra's MissingConfigException is an OSError too
         return os_error_line(err)
+    if isinstance(err, AssertionError) and str(err).startswith("Unexpected type for root"):  # OmegaConf.update
+        return ("an override sets a key inside a config node that is null: choose its option first "
+                "(e.g. logger=mlflow logger.mlflow.tracking_uri=...)")
     cause = err
     while not isinstance(cause, OmegaConfBaseException) and cause.__cause__ is not None:
         cause = cause.__cause__

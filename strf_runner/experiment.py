@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -31,11 +31,11 @@ from strf_runner.identity import config_hash, differing_keys, flatten, volatile
 from strf_runner.models.encoding import EncodingModel, build_model, model_info
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.load import load_run
-from strf_runner.results.rundir import FAILED_STATE, HISTORY, LAST_STATE, NEURONS, RunDir
+from strf_runner.results.rundir import FAILED_STATE, HISTORY, LAST_STATE, NEURONS, SUMMARY, TRACKING, RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.checkpoint import save_checkpoint
 from strf_runner.training.device import resolve_device
-from strf_runner.tracking.base import RunInfo, Trackers, build_trackers
+from strf_runner.tracking.base import Group, RunInfo, Trackers, build_trackers, epoch_values
 from strf_runner.training.fitter import EpochCallback, EpochRecord, FitResult, Fitter, FitState, evaluate, history_rows
 from strf_runner.training.seeding import configure_torch, data_generator, seed_everything
 
@@ -160,7 +160,8 @@ def run_experiment(
     run_dir: str | Path,
     on_epoch_end: EpochCallback | None = None,
     records: dict[str, str] | None = None,
-    group: str | None = None,
+    group: Group | None = None,
+    analyze: Callable[[Path], dict[str, Path]] | None = None,
 ) -> RunResult:
     """Fit and test one model as configured; write the run dir; return its summary and tables.
 
@@ -170,7 +171,8 @@ def run_experiment(
     on_epoch_end: what the fitter calls after every epoch (the CLI's progress bar).
     records: extra files (relative name -> text) written into the run dir right after it is claimed
     (the CLI's Hydra record under .hydra/). group: the sweep a multirun job belongs to (trackers group
-    its runs under it).
+    its runs under it). analyze: called on the finished run dir (``analysis=full``); the files it
+    returns (by name: ``figures/<name>.png``) go to the trackers with the run's tables.
     """
     start = time.perf_counter()
     resolved = cfg if isinstance(cfg, ResolvedConfig) else resolve_config(cfg)
@@ -194,10 +196,10 @@ def run_experiment(
     with run.owned(resume=cfg.resume), trackers.recording_failures():
         state = resume_state(resolved, run)
         run.start(resolved.yaml, info, records)
-        trackers.start(RunInfo(run.path, run.path.name, group, flatten(resolved.tree), resumed=state is not None, tags={
+        start_trackers(trackers, run, resolved, group, resumed=state is not None, tags={
             "config_hash": resolved.hash, "seed": str(cfg.seed), "data_seed": str(cfg.data_seed),
             "dataset": content.name, "dataset_sha256": sha256, "device": str(device), **versions(),
-        }))
+        })
         try:
             fit = fitter.fit(loaders["train"], loaders["val"], resume=state)
         except TrainingError as err:  # keep what went wrong for inspection, and say so
@@ -256,8 +258,28 @@ def run_experiment(
         if ceiling is not None:
             summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
         run.write_summary(summary)
-        trackers.finish(summary, {"neurons": run / NEURONS})
+        files = {name: run / name for name in (NEURONS, HISTORY, SUMMARY)}
+        try:
+            if analyze is not None:
+                files.update(analyze(run.path))
+        finally:  # a failed analysis leaves a finished run: the trackers get what there is
+            trackers.finish(summary, files)
     return RunResult(run.path, summary, table, fit)
+
+
+def start_trackers(trackers: Trackers, run: RunDir, resolved: ResolvedConfig, group: Group | None, resumed: bool,
+                   tags: dict[str, str]) -> None:
+    """Start the trackers on the run (a resumed run continues the tracking runs its tracking.json names)
+    and keep what finds them again in tracking.json."""
+    if not trackers:
+        return
+    previous = run.tracking_records() if resumed else {}
+    params = {k: v for k, v in flatten(resolved.tree).items() if not volatile(k)}
+    info = RunInfo(run.path, run.path.name, group.name if group else None, params, tags,
+                   varying=dict(group.varying) if group else {}, local_dir=run.path)
+    records = trackers.start(info, previous)
+    if records:
+        run.write_json(TRACKING, {**previous, **records})
 
 
 def versions() -> dict[str, str]:
@@ -273,7 +295,7 @@ def tracked(trackers: Trackers, on_epoch_end: EpochCallback | None) -> EpochCall
         return on_epoch_end
 
     def callback(record: EpochRecord, best: float, best_epoch: int | None, max_epochs: int) -> None:
-        trackers.epoch(record, best_epoch)
+        trackers.epoch(record.epoch, epoch_values(asdict(record), best_epoch))
         if on_epoch_end is not None:
             on_epoch_end(record, best, best_epoch, max_epochs)
 

@@ -6,7 +6,9 @@
 - A job that raises writes ``failed.json`` (one-line error and traceback) and the sweep goes on;
   the report lists it.
 - ``AggregateCallback`` (a Hydra callback, registered in conf/config.yaml) writes the sweep's
-  aggregate when the multirun ends; ``strf-report`` does the same on demand.
+  aggregate when the multirun ends, and logs it to the sweep's experiment trackers; ``strf-report``
+  does the same on demand.
+- ``sweep_group``: the group a job's trackers file it under (the sweep, and the values of the swept keys).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from strf_runner.results.collect import (
     read_run,
 )
 from strf_runner.results.report import write_report
-from strf_runner.results.rundir import CONFIG, LAST_STATE, RESULT_FILES, RunDir
+from strf_runner.results.rundir import CONFIG, LAST_STATE, RESULT_FILES, TRACKING, RunDir
+from strf_runner.tracking.base import Group, group_name
+from strf_runner.tracking.replay import log_sweep, sweep_scalars
 
 
 def reuse_finished(wanted: str, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:
@@ -56,7 +60,7 @@ def prepare_resume(wanted: str, job_dir: str | Path, roots: list[str | Path]) ->
     job_dir = Path(job_dir).resolve()
     found = _search(roots, find_interrupted, wanted)
     if found is not None and found.resolve() != job_dir:
-        _copy_into(job_dir, found, (LAST_STATE, *RESULT_FILES))
+        _copy_into(job_dir, found, (LAST_STATE, TRACKING, *RESULT_FILES))
     return found
 
 
@@ -103,13 +107,31 @@ def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: s
     )
 
 
+def sweep_group(sweep_dir: str | Path, job_overrides: list[str]) -> Group:
+    """The tracker group of a sweep job: the sweep dir's ``group_name``, and this job's values of the keys
+    the sweep varies (the sweep overrides in the sweep's multirun.yaml, which Hydra's basic sweeper
+    writes before the jobs start; none without it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    saved = Path(sweep_dir) / "multirun.yaml"
+    swept: list[str] = []
+    if saved.is_file():
+        task = OmegaConf.select(OmegaConf.load(saved), "hydra.overrides.task", default=[]) or []
+        swept = [o.key_or_group for o in parser.parse_overrides(list(task)) if o.is_sweep_override()]
+    mine = {o.key_or_group: o.get_value_element_as_str() for o in parser.parse_overrides(list(job_overrides))
+            if not o.is_sweep_override()}
+    return Group(group_name(sweep_dir), {k: mine[k] for k in swept if k in mine})
+
+
 def report(
     dirs: list[str | Path], baseline: str = "frontend=native", out: str | Path | None = None,
-    console: Console | None = None, neurons: str | None = None,
+    console: Console | None = None, neurons: str | None = None, logger: Any = None,
 ) -> tuple[Aggregate, dict[str, Path]]:
     """Aggregate every run under ``dirs``, write the report and print it. It goes to ``out``, by default
     ``<first dir>/aggregate``, or ``<run dir>-aggregate`` beside it when the first dir is itself a run
-    dir; ResultsError if it would lie inside any run dir: a run is never written into."""
+    dir; ResultsError if it would lie inside any run dir: a run is never written into. ``logger`` (a
+    LoggerConfig): log the runs and the aggregate to those trackers, grouped under the first dir."""
     from strf_runner.display import aggregate_tables
 
     runs = collect_runs(list(dirs))
@@ -130,6 +152,14 @@ def report(
         for table in aggregate_tables(agg):
             console.print(table)
         console.print(f"aggregate: {out_dir}", soft_wrap=True, highlight=False)
+    if logger is not None and any(v is not None for v in vars(logger).values()):
+        group = group_name(dirs[0])
+        replayed = log_sweep(logger, group, runs, {p.name: p for p in files.values()},
+                             sweep_scalars(agg.arms, agg.comparisons), out_dir)
+        if console is not None:
+            for kind, names in replayed.items():
+                extra = f" ({len(names)} runs logged from their files)" if names else ""
+                console.print(f"logged to {kind}: {group}{extra}", soft_wrap=True, highlight=False)
     return agg, files
 
 
@@ -149,7 +179,8 @@ class AggregateCallback(Callback):
         console = wide_console()
         if not sweep_dir.is_dir():
             return
+        logger = OmegaConf.to_object(config.logger) if OmegaConf.select(config, "logger") is not None else None
         try:
-            report([sweep_dir], baseline=self.baseline, console=console)
+            report([sweep_dir], baseline=self.baseline, console=console, logger=logger)
         except Exception as err:
             console.print(f"[yellow]strf-run: could not aggregate {sweep_dir}: {err}[/yellow]", soft_wrap=True)

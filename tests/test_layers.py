@@ -32,8 +32,9 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("preflight", "a run's data against its config before anything is built (window vs lengths, repeats)")],
     [("training", "fitter (early stopping, best-validation restore, resume state), checkpoints, seeding, device")],
     [("results", "the run directory (`rundir.py`: every file name, atomic writes, ownership), per-neuron "
-                 "tables, reloading a run; sweep collection, aggregation, statistics, reports"),
-     ("tracking", "experiment trackers (`logger=`): copies of a run in TensorBoard, each fault-isolated")],
+                 "tables, reloading a run; sweep collection, aggregation, statistics, reports")],
+    [("tracking", "experiment trackers (`logger=`): copies of a run and of a sweep in TensorBoard, MLflow, "
+                  "W&B, each fault-isolated; replaying runs on disk into them")],
     [("analysis", "figures and their tables from arrays (matplotlib's Figure API): filterbanks, STRFs, "
                   "gradient maps, receptive-field audio, traces, sweep figures; `strf-analyze`'s run analysis")],
     [("predict", "`strf-predict`: sound reading and resampling, streamed predictions, output files"),

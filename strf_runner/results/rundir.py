@@ -13,6 +13,8 @@ and write a run directory only through the names and methods here. Layout, in th
 ``neurons.csv``          per-neuron test scores
 ``test_predictions.npz`` the best model's test predictions (for seed ensembles)
 ``history.csv``          one row per epoch
+``tracking.json``        where the experiment trackers keep this run (an MLflow run id, ...), so that a
+                         resumed run continues its own tracking run
 ``summary.json``         written last, once, never rewritten: its presence means "finished"
 ``failed.json``          instead of ``summary.json`` when the run failed (plus ``failed_state.pt`` for
                          a training failure)
@@ -61,6 +63,7 @@ CHECKPOINT = "best.pt"
 NEURONS = "neurons.csv"
 TEST_PREDICTIONS = "test_predictions.npz"
 HISTORY = "history.csv"
+TRACKING = "tracking.json"
 SUMMARY = "summary.json"
 FAILED = "failed.json"
 FAILED_STATE = "failed_state.pt"
@@ -246,6 +249,17 @@ class RunDir:
         if not path.is_file():
             return None
         return yaml.safe_load(path.read_text()) or {}
+
+    def tracking_records(self) -> dict[str, Any]:
+        """tracking.json: what each experiment tracker needs to find this run again, by logger kind ({} if none)."""
+        path = self.path / TRACKING
+        if not path.is_file():
+            return {}
+        try:
+            records = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ResultsError(f"{path} cannot be read ({err}): remove it to start new tracking runs") from err
+        return records if isinstance(records, dict) else {}
 
     def write_test_predictions(self, predictions: np.ndarray, stimuli: list[int], neuron_ids: list[str]) -> Path:
         """The best model's test-set predictions: ``predictions`` (S, N, T_max) float32 (NaN past a
