@@ -276,15 +276,28 @@ class MLflowLoggerConfig:
 
 
 @dataclass
+class WandbLoggerConfig:
+    """Weights & Biases. mode offline (the default: files under ``<run dir>/wandb``, ``wandb sync`` them
+    later) or online (after ``wandb login``). save_dir null: the run dir. A sweep's runs form a W&B group."""
+
+    project: str = "strf-runner"
+    entity: Optional[str] = None
+    mode: str = "offline"
+    save_dir: Optional[str] = None
+
+
+@dataclass
 class LoggerConfig:
     """Experiment trackers (``logger=tensorboard``, several at once: ``logger=[tensorboard,mlflow]``); each
     field set is one tracker. Copies of the run: never part of its identity (config hash)."""
 
     tensorboard: Optional[TensorBoardLoggerConfig] = None
     mlflow: Optional[MLflowLoggerConfig] = None
+    wandb: Optional[WandbLoggerConfig] = None
 
 
-LOGGER_OPTIONS: dict[str, type] = {"tensorboard": TensorBoardLoggerConfig, "mlflow": MLflowLoggerConfig}
+LOGGER_OPTIONS: dict[str, type] = {"tensorboard": TensorBoardLoggerConfig, "mlflow": MLflowLoggerConfig,
+                                   "wandb": WandbLoggerConfig}
 
 
 @dataclass
@@ -384,6 +397,9 @@ def validate(cfg: RunConfig) -> None:
     if cfg.logger.mlflow is not None:
         checks.append((cfg.logger.mlflow.timeout_s >= 1, "logger.mlflow.timeout_s", cfg.logger.mlflow.timeout_s,
                        "must be >= 1"))
+    if cfg.logger.wandb is not None:
+        checks.append((cfg.logger.wandb.mode in ("offline", "online"), "logger.wandb.mode", cfg.logger.wandb.mode,
+                       "must be 'offline' or 'online'"))
     for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels", "max_epochs", "patience"):
         value = getattr(cfg.model, key, None)
         if value is not None:
