@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing import event_accumulator
 
 from tests.helpers import TINY_ARGS, strf_run
 
 
+@pytest.mark.slow  # 20 s: analysis=full on a tiny run; the tables and curves are in the default suite
 def test_analysis_figures_are_tensorboard_images_and_mlflow_artifacts(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = strf_run(["analysis=full", "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={store}",
