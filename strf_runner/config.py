@@ -76,6 +76,32 @@ class HDF5DatasetConfig(DatasetConfig):
 
 
 @dataclass
+class NWBDatasetConfig(DatasetConfig):
+    """Recordings in NWB (``strf_runner/data/nwb.py``): ``path`` an NWB file, a list of files of one
+    experiment, or a folder of them; converted once into the cache (``root``), keyed by the inputs'
+    SHA-256 and every option below. Presentations come from the TimeIntervals table ``intervals``
+    (default: trials, epochs, then any table with a stimulus column), stimuli from ``stimulus_column``
+    (default: the first of stimulus_name, stimulus, ...). ``units_where`` / ``presentations_where``:
+    ``COLUMN OP VALUE`` conditions (``quality==good``). ``audio``: where sounds come from (auto:
+    stimulus templates, then played audio under /stimulus, then ``<name>.wav`` in ``audio_dir``,
+    default the NWB file's folder). Splits: the *_stimuli indices (into the sorted stimulus names), else
+    15 % test and 15 % validation drawn with ``split_seed``."""
+
+    source: str = "nwb"
+    path: Any = MISSING
+    intervals: Optional[str] = None
+    stimulus_column: Optional[str] = None
+    units_where: Optional[str] = None
+    presentations_where: Optional[str] = None
+    audio: str = "auto"
+    audio_series: Optional[str] = None
+    audio_dir: Optional[str] = None
+    dt_ms: float = 5.0
+    audio_fs: float = 48000.0
+    split_seed: int = 0
+
+
+@dataclass
 class FrontendConfig:
     """The wav2spec slot. ``name`` is a key of the front-end registry; ``lr`` is this arm's learning
     rate (the seed study trains LEAF at 3e-3 and the native arm at 1e-3), used unless trainer.lr is set.
@@ -322,7 +348,8 @@ class RunConfig:
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"synth": SynthDatasetConfig, "ns1": NS1DatasetConfig, "hdf5": HDF5DatasetConfig},
+    "dataset": {"synth": SynthDatasetConfig, "ns1": NS1DatasetConfig, "hdf5": HDF5DatasetConfig,
+                "nwb": NWBDatasetConfig},
     "frontend": {
         "plain": FrontendConfig,
         "leaf": LeafFrontendConfig,

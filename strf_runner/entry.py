@@ -54,6 +54,10 @@ def error_line(err: BaseException) -> str:
     if isinstance(err, AssertionError) and str(err).startswith("Unexpected type for root"):  # OmegaConf.update
         return ("an override sets a key inside a config node that is null: choose its option first "
                 "(e.g. logger=mlflow logger.mlflow.tracking_uri=...)")
+    if type(err).__name__ == "OverrideParseException":  # hydra.errors, not imported here (entry points load fast)
+        first = str(err).strip().splitlines()[0]
+        return (f"cannot parse an override: {first}; a value with = ! < > or spaces needs quotes inside the "
+                "shell's: 'dataset.units_where=\"quality==good\"'")
     cause = err
     while not isinstance(cause, OmegaConfBaseException) and cause.__cause__ is not None:
         cause = cause.__cause__

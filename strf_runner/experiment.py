@@ -8,6 +8,7 @@ can call with a ``RunConfig`` built by hand.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -243,6 +244,7 @@ def run_experiment(
                 "path": str(path.resolve()),
                 "sha256": sha256,
                 "native_source": content.attrs.get("native_source"),
+                **({"provenance": json.loads(content.attrs["provenance"])} if "provenance" in content.attrs else {}),
                 "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
                 "splits": {k: v.indices for k, v in sets.items()},
             },

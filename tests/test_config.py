@@ -51,8 +51,8 @@ def test_default_composes_to_the_anchor_recipe():
 def test_every_option_of_every_group_composes(group):
     for yaml in sorted((CONF / group).glob("*.yaml")):
         overrides = [f"{group}={yaml.stem}"]
-        if group == "dataset" and yaml.stem == "hdf5":
-            overrides.append("dataset.path=x.h5")
+        if group == "dataset" and yaml.stem in ("hdf5", "nwb"):
+            overrides.append(f"dataset.path=x.{yaml.stem}")
         cfg = compose_run(overrides)
         validate(cfg)
 

@@ -26,7 +26,8 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("config", "structured-config dataclasses (the schema of every YAML group), validation, `resolve_config`"),
      ("metrics", "cc_norm and friends (Schoppe et al. 2016), losses")],
     [("data", "HDF5 schema and validation, dataset sources by config name (`sources.py`), NS1 reader and "
-              "download, cochleagram, synth generator, torch dataset, collate and device loader"),
+              "download, NWB conversion (`nwb.py`, `nwb_read.py`), cochleagram, synth generator, torch dataset, "
+              "collate and device loader"),
      ("frontends", "one module per front-end, shared pieces (PCEN, FFT filtering, filter spacing), registry")],
     [("models", "readouts (one module each, registry), compiled recurrences, `EncodingModel`"),
      ("preflight", "a run's data against its config before anything is built (window vs lengths, repeats)")],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from strf_runner.data.ns1 import NS1Options, ensure_ns1, split_indices
+from strf_runner.data.nwb import ensure_nwb, nwb_options
 from strf_runner.data.paths import data_root
 from strf_runner.data.synth import SynthParams, ensure_synth
 from strf_runner.errors import ConfigError
@@ -68,3 +69,9 @@ def ns1_file(d: Any) -> Path:
 def hdf5_file(d: Any) -> Path:
     """A user's own file in the project's format."""
     return Path(d.path).expanduser()
+
+
+@source("nwb", cached=True)
+def nwb_file(d: Any) -> Path:
+    """NWB recordings (a file, files or a folder), converted once into the cache."""
+    return ensure_nwb(d.path, nwb_options(d), d.root)

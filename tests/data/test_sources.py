@@ -13,11 +13,11 @@ from strf_runner.errors import ConfigError
 
 def test_every_dataset_schema_has_a_source_and_only_those():
     assert set(SOURCES) == {schema.source for schema in SCHEMAS["dataset"].values()}
-    assert [name for name, s in SOURCES.items() if s.cached] == ["synth", "ns1"]
+    assert [name for name, s in SOURCES.items() if s.cached] == ["synth", "ns1", "nwb"]
 
 
 def test_an_unknown_source_names_the_key_and_the_choices():
-    with pytest.raises(ConfigError, match=r"dataset.source='matlab' has no loader; choose one of \['hdf5', 'ns1', 'synth'\]"):
+    with pytest.raises(ConfigError, match=r"dataset.source='matlab' has no loader; choose one of \['hdf5', 'ns1', 'nwb', 'synth'\]"):
         get_source("matlab")
 
 

@@ -1,0 +1,502 @@
+"""``dataset=nwb``: recordings in Neurodata Without Borders, converted once to the project's format.
+
+One NWB file, several files of one experiment, or a folder of them (``*.nwb``, in name order) become
+one HDF5 file (``schema``), cached as ``<cache>/nwb-<key>.h5`` where the key hashes every option and
+the SHA-256 of every input (the NWB files and the sound files beside them). ``nwb_read`` reads each
+file; this module joins them:
+
+**Neurons.** The units of every file, in file order; the unit id is the neuron id (``<identifier>/<id>``
+with several files, the file's identifier or, where identifiers repeat, its name). Metadata: the
+units' scalar columns (quality, location, electrode group ...), ``session`` and ``unit_id``;
+a column some files lack is NaN (numbers) or "" (text) there. ``dataset.units_where`` keeps the
+units a condition on a column holds for (``quality==good``, ``snr>=3``; operators ``== != >= <= > <``).
+
+**Presentations.** Rows of the presentation table that name a stimulus (rows with an empty name,
+and those ``dataset.presentations_where`` rejects, are left out and counted). Every presentation of
+the same stimulus is a repeat, in time order. Stimuli are all the names, in sorted order. A
+stimulus lasts its first presentation's duration: every presentation of it, in every file, must last
+as long (within half a bin, at most 1 ms), and presentations in a file must not overlap.
+
+**Responses.** Spike times binned relative to each presentation's start into ``dt_ms`` bins over
+the stimulus duration (T = whole bins in it; bin k holds spikes in [start + k dt, start + (k+1) dt)):
+(N, R, T) per stimulus, R its most repeats in any file. NaN where a unit has fewer repeats of a
+stimulus (its file played it fewer times, or not at all) or was not recorded (outside its
+``obs_intervals``). Spike times must be >= 0, within the file's time series (when it has any) and
+inside the unit's ``obs_intervals`` (when given).
+
+**Sound.** Per stimulus, from the first file that has it (``dataset.audio``: ``auto`` tries them in
+this order): a ``stimulus_template`` of its name; the stretch of a played-audio series under
+``/stimulus`` that its first presentation covers (``dataset.audio_series`` names the series where
+several cover it); a sound file ``<name>.wav`` (or .flac ...) in ``dataset.audio_dir`` (default: the
+NWB file's folder). Resampled to ``audio_fs`` with ``resample_poly`` (exact rational ratio), cut or
+zero-padded to T * hop samples. The native view is the project's cochleagram of that waveform.
+
+**Splits.** ``dataset.train_stimuli`` / ``val_stimuli`` / ``test_stimuli`` (indices into the sorted
+stimulus names), else a fixed rule: a permutation of the stimuli drawn from ``split_seed``, the first
+15 % (at least one) for test, the next 15 % (at least one) for validation, the rest for training.
+
+**Provenance** (``attrs["provenance"]``, JSON; copied into every run's summary.json): each file's
+path, SHA-256, identifier, session description and start, the table and column used, units and
+presentations kept and left out, and where each stimulus' sound came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import operator
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.signal
+import soundfile
+
+from strf_runner.data.cochleagram import band_centres, native_cochleagram
+from strf_runner.data.nwb_read import AUDIO_EXTENSIONS, Session, Sound, read_session
+from strf_runner.data.paths import data_root
+from strf_runner.data.schema import DatasetContent, Stimulus, file_sha256, hop_samples, write_dataset
+from strf_runner.errors import ConfigError, DatasetError, StrfRunnerWarning
+
+PROCESSOR_VERSION = 1  # bump whenever the converted data change for the same inputs and options
+AUDIO_CHOICES = ("auto", "template", "played", "wav")
+IN_FILE = {"auto": ("template", "played"), "template": ("template",), "played": ("played",), "wav": ()}
+SPLIT_FRACTION = 0.15
+DURATION_TOLERANCE_MS = 1.0
+
+
+@dataclass(frozen=True)
+class NWBOptions:
+    """Everything that changes the converted file (``cache_key`` hashes it); see the module docstring."""
+
+    intervals: str | None = None
+    stimulus_column: str | None = None
+    units_where: str | None = None
+    presentations_where: str | None = None
+    audio: str = "auto"
+    audio_series: str | None = None
+    audio_dir: str | None = None
+    dt_ms: float = 5.0
+    audio_fs: float = 48000.0
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.audio not in AUDIO_CHOICES:
+            raise ConfigError(f"dataset.audio={self.audio!r}; choose one of {list(AUDIO_CHOICES)}")
+        for key in ("dt_ms", "audio_fs"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(f"dataset.{key}={value!r} must be a positive number")
+        try:
+            hop_samples(self.audio_fs, self.dt_ms, "dataset")
+        except DatasetError as err:
+            raise ConfigError(f"dataset.audio_fs={self.audio_fs} and dataset.dt_ms={self.dt_ms}: {err}") from err
+        for key in ("units_where", "presentations_where"):
+            if getattr(self, key) is not None:
+                Condition.parse(getattr(self, key), f"dataset.{key}")
+
+
+# ---------------------------------------------------------------------------------------------
+# conditions on a table's columns: units_where, presentations_where
+
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+}
+_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|>=|<=|>|<)\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``column OP value``: text compares as text, a numeric column as numbers."""
+
+    column: str
+    op: str
+    value: str
+
+    @staticmethod
+    def parse(text: str, key: str) -> Condition:
+        match = _CONDITION.match(str(text))
+        if match is None or not match.group(3):
+            raise ConfigError(f"{key}={text!r} is not a condition; write COLUMN OP VALUE with OP one of "
+                              f"{list(OPERATORS)}, e.g. quality==good or snr>=3")
+        column, op, value = match.groups()
+        return Condition(column, op, value.strip("'\""))
+
+    def mask(self, columns: dict[str, np.ndarray], key: str, where: str) -> np.ndarray:
+        """(rows,) bool; ConfigError naming ``key`` and the columns ``where`` has when the column is missing."""
+        if self.column not in columns:
+            raise ConfigError(f"{key}: {where} has no column {self.column!r}; it has {sorted(columns)}")
+        values = columns[self.column]
+        compare = OPERATORS[self.op]
+        if values.dtype.kind == "f":
+            try:
+                target = float(self.value)
+            except ValueError as err:
+                raise ConfigError(f"{key}: column {self.column!r} of {where} holds numbers; "
+                                  f"{self.value!r} is not one") from err
+            with np.errstate(invalid="ignore"):
+                return np.asarray(compare(values, target), dtype=bool)
+        if self.op not in ("==", "!="):
+            raise ConfigError(f"{key}: column {self.column!r} of {where} holds text; only == and != compare it")
+        return np.asarray(compare(values.astype(str), self.value), dtype=bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# files and the cache
+
+
+def nwb_files(path: str | Sequence[str], key: str = "dataset.path") -> list[Path]:
+    """The NWB files ``dataset.path`` names: a file, a list of files, or folders (their ``*.nwb``)."""
+    given = [path] if isinstance(path, (str, Path)) else list(path)
+    if not given:
+        raise ConfigError(f"{key} is empty; give an NWB file, a list of them or a folder")
+    files: list[Path] = []
+    for item in given:
+        p = Path(str(item)).expanduser()
+        if p.is_dir():
+            found = sorted(p.glob("*.nwb"))
+            if not found:
+                raise DatasetError(f"{key}: the folder {p} holds no .nwb file")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DatasetError(f"{key}: {p} does not exist")
+    resolved = [f.resolve() for f in files]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError(f"{key} names a file twice: {[str(f) for f in files]}")
+    return resolved
+
+
+def audio_dirs(files: list[Path], options: NWBOptions) -> list[Path]:
+    """Where sound files are looked for: ``audio_dir``, else each NWB file's folder."""
+    if options.audio_dir is not None:
+        return [Path(options.audio_dir).expanduser().resolve()]
+    return list(dict.fromkeys(f.parent for f in files))
+
+
+def input_digests(files: list[Path], options: NWBOptions) -> dict[str, str]:
+    """SHA-256 of every input by path: the NWB files, and the sound files where sounds may be found."""
+    digests = {str(f): file_sha256(f) for f in files}
+    if options.audio in ("auto", "wav"):
+        for folder in audio_dirs(files, options):
+            for sound in sorted(folder.glob("*")) if folder.is_dir() else []:
+                if sound.suffix.lower() in AUDIO_EXTENSIONS and sound.is_file():
+                    digests[str(sound)] = file_sha256(sound)
+    return digests
+
+
+def cache_key(options: NWBOptions, digests: dict[str, str]) -> str:
+    blob = json.dumps({"version": PROCESSOR_VERSION, "options": asdict(options), "inputs": digests}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ensure_nwb(path: str | Sequence[str], options: NWBOptions, cache_dir: str | Path | None = None) -> Path:
+    """The converted file for these NWB inputs and options, made once (atomic write) and reused after."""
+    files = nwb_files(path)
+    digests = input_digests(files, options)
+    out = data_root(cache_dir) / f"nwb-{cache_key(options, digests)}.h5"
+    if out.exists():
+        return out
+    content = convert_nwb(files, options, digests)
+    content.attrs["cache_key"] = cache_key(options, digests)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_dataset(content, out)
+    except OSError as err:
+        raise DatasetError(f"cannot write the converted NWB file {out} ({err.strerror or err}); "
+                           "set STRF_RUNNER_DATA (or dataset.root) to a writable folder") from err
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion
+
+
+def bin_spikes(spike_times: np.ndarray, starts: np.ndarray, n_bins: int, dt_ms: float) -> np.ndarray:
+    """Spike counts (R, n_bins): row r counts the sorted ``spike_times`` (s) in
+    [starts[r] + k dt, starts[r] + (k+1) dt) for bin k."""
+    edges = starts[:, None] + np.arange(n_bins + 1)[None, :] * (dt_ms / 1000.0)  # (R, T + 1)
+    below = np.searchsorted(spike_times, edges.ravel(), side="left").reshape(edges.shape)
+    return np.diff(below, axis=1).astype(np.float32)
+
+
+def to_grid(sound: Sound, audio_fs: float, n: int) -> np.ndarray:
+    """A sound resampled to ``audio_fs`` (band-limited polyphase FIR at the exact ratio), cut or
+    zero-padded at the end to ``n`` samples, float32."""
+    ratio = (Fraction(audio_fs) / Fraction(sound.rate)).limit_denominator(1000)
+    x = sound.samples
+    if ratio != 1:
+        x = scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator)
+    out = np.zeros(n, dtype=np.float32)
+    m = min(n, len(x))
+    out[:m] = x[:m]
+    return out
+
+
+def read_sound_file(path: Path) -> Sound:
+    try:
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, TypeError, ValueError, EOFError) as err:  # soundfile's LibsndfileError is a RuntimeError
+        raise DatasetError(f"{path}: cannot read it as a sound file ({err})") from err
+    if not len(data):
+        raise DatasetError(f"{path}: the sound file holds no samples")
+    return Sound(data.mean(axis=1), float(rate), str(path))
+
+
+def _sound_file(name: str, folders: list[Path]) -> Path | None:
+    candidates = [name] if Path(name).suffix.lower() in AUDIO_EXTENSIONS else [name + ext for ext in AUDIO_EXTENSIONS]
+    for folder in folders:
+        for candidate in candidates:
+            if (folder / candidate).is_file():
+                return folder / candidate
+    return None
+
+
+@dataclass
+class _Kept:
+    """One session after the conditions: the units and presentations that stay, and what left."""
+
+    session: Session
+    units: np.ndarray  # (N_f,) indices into session.units
+    rows: np.ndarray  # (P_f,) indices into session.presentations, by start time
+    left: dict[str, int]
+
+
+def _keep(session: Session, options: NWBOptions) -> _Kept:
+    units, table = session.units, session.presentations
+    where_units = f"{session.path}: /units"
+    columns = {**units.columns, "unit_id": np.array(units.ids, dtype=str)}
+    keep_units = np.ones(len(units.ids), dtype=bool)
+    if options.units_where is not None:
+        keep_units = Condition.parse(options.units_where, "dataset.units_where").mask(
+            columns, "dataset.units_where", where_units)
+        if not keep_units.any():
+            raise DatasetError(f"{where_units}: dataset.units_where={options.units_where!r} leaves none of its "
+                               f"{len(units.ids)} units")
+    named = table.stimulus != ""
+    chosen = np.ones(len(named), dtype=bool)
+    if options.presentations_where is not None:
+        chosen = Condition.parse(options.presentations_where, "dataset.presentations_where").mask(
+            {**table.columns, table.stimulus_column: table.stimulus}, "dataset.presentations_where",
+            f"{session.path}: /intervals/{table.table}")
+    rows = np.flatnonzero(named & chosen)
+    rows = rows[np.argsort(table.start[rows], kind="stable")]
+    left = {"units_where": int((~keep_units).sum()), "no_stimulus": int((~named).sum()),
+            "presentations_where": int((named & ~chosen).sum())}
+    return _Kept(session, np.flatnonzero(keep_units), rows, left)
+
+
+def _check_times(kept: _Kept) -> None:
+    """Presentations that overlap, and spike times outside the file's time range or a unit's obs_intervals."""
+    s, table = kept.session, kept.session.presentations
+    start, stop = table.start[kept.rows], table.stop[kept.rows]
+    overlap = np.flatnonzero(start[1:] < stop[:-1] - 1e-9)
+    if len(overlap):
+        a, b = kept.rows[overlap[0]], kept.rows[overlap[0] + 1]
+        raise DatasetError(
+            f"{s.path}: /intervals/{table.table} rows {table.row_ids[a]} ({str(table.stimulus[a])!r}, "
+            f"{table.start[a]:g}-{table.stop[a]:g} s) and {table.row_ids[b]} ({str(table.stimulus[b])!r}, "
+            f"{table.start[b]:g}-{table.stop[b]:g} s) overlap; presentations must not")
+    for i in kept.units:
+        t = s.units.spike_times[i]
+        unit = f"{s.path}: /units unit {s.units.ids[i]}"
+        if len(t) and t[0] < 0:
+            raise DatasetError(f"{unit} has a spike at {t[0]:g} s, before the session start (0 s)")
+        if len(t) and s.time_end is not None and t[-1] > s.time_end + 1e-6:
+            raise DatasetError(f"{unit} has a spike at {t[-1]:g} s, after the file's time series end ({s.time_end:g} s)")
+        obs = s.units.obs_intervals[i]
+        if obs is not None and len(t):
+            inside = np.zeros(len(t), dtype=bool)
+            for lo, hi in obs:
+                inside |= (t >= lo) & (t <= hi)
+            if not inside.all():
+                raise DatasetError(f"{unit} has a spike at {t[~inside][0]:g} s, outside its obs_intervals "
+                                   f"{obs.tolist()}")
+
+
+def _observed(obs: np.ndarray | None, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """(R,) bool: each presentation lies inside one of the unit's obs_intervals (all of them without)."""
+    if obs is None:
+        return np.ones(len(start), dtype=bool)
+    return ((obs[None, :, 0] <= start[:, None] + 1e-9) & (stop[:, None] <= obs[None, :, 1] + 1e-9)).any(axis=1)
+
+
+def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, float]:
+    """Each stimulus' duration (s), checked across every presentation of it."""
+    tol = min(DURATION_TOLERANCE_MS, options.dt_ms / 2.0) / 1000.0
+    first: dict[str, tuple[float, str]] = {}
+    for k in kept:
+        table = k.session.presentations
+        for r in k.rows:
+            name, d = str(table.stimulus[r]), float(table.stop[r] - table.start[r])
+            where = f"{k.session.path}: /intervals/{table.table} row {table.row_ids[r]}"
+            if name not in first:
+                first[name] = (d, where)
+            elif abs(d - first[name][0]) > tol:
+                raise DatasetError(f"{where}: stimulus {name!r} lasts {d:.6g} s here but {first[name][0]:.6g} s at "
+                                   f"{first[name][1]}; every presentation of a stimulus must last as long")
+    if not first:
+        raise DatasetError("dataset.path: no presentation names a stimulus in any file")
+    return {name: d for name, (d, _) in sorted(first.items())}
+
+
+def _sounds(names: list[str], kept: list[_Kept], files: list[Path], options: NWBOptions) -> dict[str, Sound]:
+    folders = audio_dirs(files, options)
+    out = {}
+    for name in names:
+        found = next((k.session.sounds[name] for k in kept if name in k.session.sounds), None)
+        looked = [f"{k.session.path}: {k.session.looked[name]}" for k in kept if k.session.looked.get(name)]
+        if found is None and options.audio in ("auto", "wav"):
+            path = _sound_file(name, folders)
+            if path is not None:
+                found = read_sound_file(path)
+            else:
+                looked.append(f"{name}.wav (or {', '.join(AUDIO_EXTENSIONS[1:])}) in {[str(f) for f in folders]}")
+        if found is None:
+            raise DatasetError(f"stimulus {name!r} has no sound (dataset.audio={options.audio}); looked for "
+                               + "; ".join(looked))
+        out[name] = found
+    return out
+
+
+def _neuron_ids(kept: list[_Kept]) -> tuple[list[str], list[str]]:
+    """Neuron ids and each one's session label."""
+    identifiers = [k.session.identifier for k in kept]
+    labels = identifiers if len(set(identifiers)) == len(identifiers) else [k.session.path.stem for k in kept]
+    if len(set(labels)) != len(labels):
+        labels = [str(k.session.path) for k in kept]
+    ids, sessions = [], []
+    for k, label in zip(kept, labels):
+        for i in k.units:
+            unit = k.session.units.ids[i]
+            ids.append(unit if len(kept) == 1 else f"{label}/{unit}")
+            sessions.append(label)
+    return ids, sessions
+
+
+def _neuron_meta(kept: list[_Kept], sessions: list[str]) -> dict[str, np.ndarray]:
+    names = list(dict.fromkeys(c for k in kept for c in k.session.units.columns))
+    meta: dict[str, np.ndarray] = {}
+    for name in names:
+        parts = [k.session.units.columns.get(name) for k in kept]
+        text = any(p is not None and p.dtype.kind != "f" for p in parts)
+        pieces = []
+        for k, part in zip(kept, parts):
+            n = len(k.units)
+            if part is None:
+                pieces.append(np.full(n, "" if text else np.nan, dtype=str if text else np.float64))
+            else:
+                pieces.append(part[k.units].astype(str) if text else part[k.units])
+        meta[name] = np.concatenate(pieces)
+    meta["session"] = np.array(sessions, dtype=str)
+    meta["unit_id"] = np.array([k.session.units.ids[i] for k in kept for i in k.units], dtype=str)
+    return meta
+
+
+def default_splits(n_stimuli: int, seed: int) -> dict[str, list[int]]:
+    """The fixed rule: a permutation from ``seed``; 15 % (>= 1) test, 15 % (>= 1) val, the rest train."""
+    if n_stimuli < 3:
+        raise DatasetError(f"the recording has {n_stimuli} stimuli; train, validation and test need at least 3")
+    order = np.random.default_rng(seed).permutation(n_stimuli)
+    n_held = max(1, round(SPLIT_FRACTION * n_stimuli))
+    n_held = min(n_held, (n_stimuli - 1) // 2)
+    return {"test": sorted(int(i) for i in order[:n_held]),
+            "val": sorted(int(i) for i in order[n_held:2 * n_held]),
+            "train": sorted(int(i) for i in order[2 * n_held:])}
+
+
+def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] | None = None) -> DatasetContent:
+    """The NWB files as one dataset in the project's format (both views); see the module docstring."""
+    sessions = [read_session(f, options.intervals, options.stimulus_column, IN_FILE[options.audio],
+                             options.audio_series) for f in files]
+    kept = [_keep(s, options) for s in sessions]
+    for k in kept:
+        _check_times(k)
+    durations = _durations(kept, options)
+    names = list(durations)
+    sounds = _sounds(names, kept, files, options)
+    ids, session_labels = _neuron_ids(kept)
+    hop = hop_samples(options.audio_fs, options.dt_ms)
+    dt_s = options.dt_ms / 1000.0
+    stimuli = []
+    for name in names:
+        n_bins = int(math.floor(durations[name] / dt_s + 1e-6))
+        if n_bins < 1:
+            raise DatasetError(f"stimulus {name!r} lasts {durations[name]:g} s, shorter than one {options.dt_ms:g} ms bin")
+        rows = [k.rows[k.session.presentations.stimulus[k.rows] == name] for k in kept]
+        n_repeats = max(len(r) for r in rows)
+        responses = np.full((len(ids), n_repeats, n_bins), np.nan, dtype=np.float32)
+        offset = 0
+        for k, r in zip(kept, rows):
+            start, stop = k.session.presentations.start[r], k.session.presentations.stop[r]
+            for j, unit in enumerate(k.units):
+                counts = bin_spikes(k.session.units.spike_times[unit], start, n_bins, options.dt_ms)
+                counts[~_observed(k.session.units.obs_intervals[unit], start, stop)] = np.nan
+                responses[offset + j, : len(r)] = counts
+            offset += len(k.units)
+        waveform = to_grid(sounds[name], options.audio_fs, n_bins * hop)
+        table = next(k.session.presentations for k, r in zip(kept, rows) if len(r))
+        first = next(r[0] for r in rows if len(r))
+        kind = next((str(table.columns[c][first]) for c in ("stimulus_type", "type") if c in table.columns), "unknown")
+        stimuli.append(Stimulus(name, kind, responses,
+                                spectrogram=native_cochleagram(waveform, options.audio_fs, options.dt_ms),
+                                waveform=waveform))
+    provenance = _provenance(kept, sounds, options, digests or {})
+    left = _left_out_line(kept)
+    if left:
+        warnings.warn(f"nwb: {left} (counts in the run's summary.json)", StrfRunnerWarning, stacklevel=2)
+    return DatasetContent(
+        name=files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}",
+        dt_ms=float(options.dt_ms), neuron_ids=ids, stimuli=stimuli,
+        splits=default_splits(len(names), options.split_seed), audio_fs=float(options.audio_fs),
+        spectrogram_freqs=band_centres(), neuron_meta=_neuron_meta(kept, session_labels),
+        attrs={"source": "nwb", "native_source": "recomputed", "provenance": json.dumps(provenance)},
+    )
+
+
+def _left_out_line(kept: list[_Kept]) -> str:
+    units = sum(k.left["units_where"] for k in kept)
+    total_units = sum(len(k.session.units.ids) for k in kept)
+    unnamed = sum(k.left["no_stimulus"] for k in kept)
+    rejected = sum(k.left["presentations_where"] for k in kept)
+    total_rows = sum(len(k.session.presentations.start) for k in kept)
+    parts = []
+    if units:
+        parts.append(f"{units} of {total_units} units left out by dataset.units_where")
+    if unnamed or rejected:
+        why = [f"{unnamed} name no stimulus"] if unnamed else []
+        why += [f"{rejected} rejected by dataset.presentations_where"] if rejected else []
+        parts.append(f"{unnamed + rejected} of {total_rows} presentations left out ({', '.join(why)})")
+    return "; ".join(parts)
+
+
+def _provenance(kept: list[_Kept], sounds: dict[str, Sound], options: NWBOptions,
+                digests: dict[str, str]) -> dict[str, Any]:
+    files = []
+    for k in kept:
+        s = k.session
+        files.append({
+            "path": str(s.path), "sha256": digests.get(str(s.path)), "identifier": s.identifier,
+            "session_description": s.description, "session_start_time": s.start_time,
+            "presentation_table": s.presentations.table, "stimulus_column": s.presentations.stimulus_column,
+            "units": len(s.units.ids), "units_kept": len(k.units),
+            "presentations": len(s.presentations.start), "presentations_kept": len(k.rows),
+            "left_out": k.left,
+        })
+    return {
+        "format": "nwb", "files": files, "options": asdict(options),
+        "units_left_out": sum(k.left["units_where"] for k in kept),
+        "presentations_left_out": sum(k.left["no_stimulus"] + k.left["presentations_where"] for k in kept),
+        "sounds": {name: {"from": s.where, "rate_hz": s.rate} for name, s in sounds.items()},
+    }
+
+
+def nwb_options(d: Any) -> NWBOptions:
+    """The conversion options of a ``dataset=nwb`` config (read by attribute)."""
+    return NWBOptions(**{f: getattr(d, f) for f in NWBOptions.__dataclass_fields__})
