@@ -53,6 +53,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import h5py
 import numpy as np
 import scipy.signal
 import soundfile
@@ -201,16 +202,19 @@ def ensure_nwb(path: str | Sequence[str], options: NWBOptions, cache_dir: str | 
     files = nwb_files(path)
     digests = input_digests(files, options)
     out = data_root(cache_dir) / f"nwb-{cache_key(options, digests)}.h5"
-    if out.exists():
-        return out
-    content = convert_nwb(files, options, digests)
-    content.attrs["cache_key"] = cache_key(options, digests)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_dataset(content, out)
-    except OSError as err:
-        raise DatasetError(f"cannot write the converted NWB file {out} ({err.strerror or err}); "
-                           "set STRF_RUNNER_DATA (or dataset.root) to a writable folder") from err
+    if not out.exists():
+        content = convert_nwb(files, options, digests)
+        content.attrs["cache_key"] = cache_key(options, digests)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_dataset(content, out)
+        except OSError as err:
+            raise DatasetError(f"cannot write the converted NWB file {out} ({err.strerror or err}); "
+                               "set STRF_RUNNER_DATA (or dataset.root) to a writable folder") from err
+    with h5py.File(out, "r") as f:
+        left = left_out_line(json.loads(f.attrs["provenance"]))
+    if left:  # on every run, not only the one that converted
+        warnings.warn(f"nwb: {left} (counts in the run's summary.json)", StrfRunnerWarning, stacklevel=2)
     return out
 
 
@@ -448,9 +452,6 @@ def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] 
                                 spectrogram=native_cochleagram(waveform, options.audio_fs, options.dt_ms),
                                 waveform=waveform))
     provenance = _provenance(kept, sounds, options, digests or {})
-    left = _left_out_line(kept)
-    if left:
-        warnings.warn(f"nwb: {left} (counts in the run's summary.json)", StrfRunnerWarning, stacklevel=2)
     return DatasetContent(
         name=files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}",
         dt_ms=float(options.dt_ms), neuron_ids=ids, stimuli=stimuli,
@@ -460,19 +461,20 @@ def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] 
     )
 
 
-def _left_out_line(kept: list[_Kept]) -> str:
-    units = sum(k.left["units_where"] for k in kept)
-    total_units = sum(len(k.session.units.ids) for k in kept)
-    unnamed = sum(k.left["no_stimulus"] for k in kept)
-    rejected = sum(k.left["presentations_where"] for k in kept)
-    total_rows = sum(len(k.session.presentations.start) for k in kept)
+def left_out_line(provenance: dict[str, Any]) -> str:
+    """What the conversion left out, from its provenance, as one line ("" when nothing)."""
+    files = provenance["files"]
+    units = sum(f["left_out"]["units_where"] for f in files)
+    unnamed = sum(f["left_out"]["no_stimulus"] for f in files)
+    rejected = sum(f["left_out"]["presentations_where"] for f in files)
     parts = []
     if units:
-        parts.append(f"{units} of {total_units} units left out by dataset.units_where")
+        parts.append(f"{units} of {sum(f['units'] for f in files)} units left out by dataset.units_where")
     if unnamed or rejected:
         why = [f"{unnamed} name no stimulus"] if unnamed else []
         why += [f"{rejected} rejected by dataset.presentations_where"] if rejected else []
-        parts.append(f"{unnamed + rejected} of {total_rows} presentations left out ({', '.join(why)})")
+        parts.append(f"{unnamed + rejected} of {sum(f['presentations'] for f in files)} presentations left out "
+                     f"({', '.join(why)})")
     return "; ".join(parts)
 
 
