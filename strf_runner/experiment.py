@@ -196,6 +196,8 @@ def run_experiment(
 
     with run.owned(resume=cfg.resume), trackers.recording_failures():
         state = resume_state(resolved, run)
+        # the fitter advances the state it resumes from: what the summary reports is taken now
+        resumed = None if state is None else (state.epoch, state.wall_time_s)
         run.start(resolved.yaml, info, records)
         start_trackers(trackers, run, resolved, group, resumed=state is not None, tags={
             "config_hash": resolved.hash, "seed": str(cfg.seed), "data_seed": str(cfg.data_seed),
@@ -251,10 +253,9 @@ def run_experiment(
             "warnings": checks.warnings,
             "versions": versions(),
         }
-        if state is not None:
-            summary["resumed_from_epoch"] = state.epoch
-            summary["wall_time_earlier_s"] = state.wall_time_s  # training time of the sessions before the resume
-            summary["wall_time_total_s"] = state.wall_time_s + summary["wall_time_s"]
+        if resumed is not None:
+            summary["resumed_from_epoch"], summary["wall_time_earlier_s"] = resumed  # sessions before this one
+            summary["wall_time_total_s"] = summary["wall_time_earlier_s"] + summary["wall_time_s"]
         if warm is not None:
             summary["init_from"] = warm
         if ceiling is not None:
