@@ -6,6 +6,8 @@ list of overrides without a command line (strf-bench's epoch rows, tests).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -15,12 +17,25 @@ from strf_runner.config import SCHEMAS, RunConfig, validate
 
 def register_configs() -> None:
     """Store the structured-config schemas; each YAML option names its schema in its defaults list
-    (``/schema_<group>_<kind>@_here_``). Top-level names keep them out of the group listing in --help."""
+    (``/schema_<group>_<kind>@_here_``). Top-level names keep them out of the group listing in --help.
+    Also make the project's own Hydra plugins findable (``show_plugins``)."""
+    show_plugins()
     cs = ConfigStore.instance()
     cs.store(name="schema_run", node=RunConfig)
     for group, kinds in SCHEMAS.items():
         for kind, node in kinds.items():
             cs.store(name=f"schema_{group}_{kind}", node=node)
+
+
+def show_plugins() -> None:
+    """Put the repository's ``hydra_plugins/`` (strf-runner's SLURM launcher) on the namespace path that
+    Hydra's plugin scan walks. A wheel installs it into site-packages, where the scan finds it anyway;
+    an editable install maps it through setuptools' import hook, which the scan (pkgutil) cannot see."""
+    import hydra_plugins
+
+    here = Path(__file__).resolve().parent.parent / "hydra_plugins"
+    if here.is_dir() and str(here) not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(str(here))
 
 
 def compose_config(overrides: list[str]) -> RunConfig:

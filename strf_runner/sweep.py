@@ -87,9 +87,11 @@ def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...], summary: dic
             run.write_summary(summary)
 
 
-def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str) -> None:
+def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: str,
+                   extra: dict[str, Any] | None = None) -> None:
     """Mark a sweep job as failed: failed.json (the one-line message, the exception type, the
-    traceback), plus its config.yaml if the run failed before writing one (so reports find it)."""
+    traceback, and ``extra``), plus its config.yaml if the run failed before writing one (so reports
+    find it)."""
     run = RunDir(job_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     if not (run.path / CONFIG).is_file():
@@ -103,6 +105,7 @@ def record_failure(job_dir: str | Path, cfg: Any, err: BaseException, message: s
             "error": message,
             "type": type(err).__name__,
             "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+            **(extra or {}),
         },
     )
 

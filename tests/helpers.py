@@ -111,13 +111,23 @@ def tiny_config(tmp_path, seed=0, max_epochs=4, **dataset) -> RunConfig:
 TINY_ARGS = ["dataset=synth_tiny", "trainer=smoke", "device=cpu"]
 
 
+def strf_cmd() -> list[str]:
+    """The ``strf-run`` command: the installed script, else the module."""
+    exe = shutil.which("strf-run")
+    return [exe] if exe else [sys.executable, "-m", "strf_runner.cli"]
+
+
+def strf_env(cache: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ with its own dataset cache (and ``env`` on top), without HYDRA_FULL_ERROR."""
+    out = {**os.environ, "STRF_RUNNER_DATA": str(cache), **(env or {})}
+    out.pop("HYDRA_FULL_ERROR", None)
+    return out
+
+
 def strf_run(args: list[str], cache: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``strf-run ARGS`` as a user runs it: a subprocess with its own dataset cache (and extra env)."""
-    exe = shutil.which("strf-run")
-    cmd = [exe] if exe else [sys.executable, "-m", "strf_runner.cli"]
-    env = {**os.environ, "STRF_RUNNER_DATA": str(cache), **(env or {})}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(strf_cmd() + args, cwd=cwd, env=strf_env(cache, env), capture_output=True, text=True,
+                          timeout=300)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from strf_runner.errors import ConfigError, DatasetError, ResultsError, StrfRunn
 from strf_runner.experiment import run_experiment
 from strf_runner.results.rundir import LOCK, RunDir
 from strf_runner.training.fitter import FitState
-from tests.helpers import TINY_ARGS, make_content, strf_run, tiny_config
+from tests.helpers import TINY_ARGS, make_content, strf_cmd, strf_env, strf_run, tiny_config
 
 
 def hdf5_config(path: Path, max_epochs: int = 3, **model) -> RunConfig:
@@ -298,20 +298,6 @@ def test_a_killed_run_is_resumed_not_overwritten_and_records_both_wall_times(tmp
     assert s["resumed_from_epoch"] == epoch and 0 < s["wall_time_earlier_s"] < FitState.load(run / "last.pt").wall_time_s
     assert s["wall_time_total_s"] == pytest.approx(s["wall_time_s"] + s["wall_time_earlier_s"])
     assert not (run / LOCK).exists()
-
-
-def strf_cmd() -> list[str]:
-    import shutil
-    import sys
-
-    exe = shutil.which("strf-run")
-    return [exe] if exe else [sys.executable, "-m", "strf_runner.cli"]
-
-
-def strf_env(cache: Path) -> dict[str, str]:
-    env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
 
 
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 120.0) -> None:

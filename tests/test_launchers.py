@@ -1,8 +1,8 @@
 """The launcher and sweeper configs a user picks on the command line (conf/hydra/launcher, conf/experiment):
 
 - ``hydra/launcher=local_parallel``: joblib, n jobs at a time on this machine;
-- ``hydra/launcher=slurm``: submitit's SLURM job arrays, run here against a fake sbatch/srun/sacct
-  (no cluster needed), and its sbatch script rendered without submitting;
+- ``hydra/launcher=slurm``: its sbatch script rendered without submitting (``tests/slurm`` runs sweeps
+  on a real SLURM cluster);
 - ``+experiment=tune``: the Optuna sweeper, which must optimise the validation score.
 
 Each runs ``strf-run`` as a user does: a subprocess on the tiny config (a few seconds per run).
@@ -48,91 +48,6 @@ def test_local_parallel_launcher_runs_the_jobs_of_a_sweep(tmp_path, cache):
 
 
 # --------------------------------------------------------------------------------------------- SLURM
-
-FAKE_SBATCH = """\
-#!{python}
-# fake sbatch: keeps a copy of the script, then runs each array task in the background (as SLURM would,
-# with SLURM_* variables set) and answers at once, like the real one.
-import os, re, shutil, subprocess, sys
-from pathlib import Path
-
-script = Path(sys.argv[-1])
-flags = dict(re.findall(r"^#SBATCH --([\\w-]+)=(.*)$", script.read_text(), re.M))
-state = Path(os.environ["FAKE_SLURM_DIR"])
-job_id = str(1000 + len(list(state.glob("submitted/*.sh"))))
-(state / "submitted").mkdir(exist_ok=True)
-shutil.copy(script, state / "submitted" / f"{{job_id}}.sh")
-common = {{"SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0",
-          "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "localhost"}}
-if "array" in flags:
-    first, last = map(int, flags["array"].split("%")[0].split("-"))
-    tasks = [{{"SLURM_JOB_ID": f"{{job_id}}{{i}}", "SLURM_ARRAY_JOB_ID": job_id, "SLURM_ARRAY_TASK_ID": str(i)}}
-             for i in range(first, last + 1)]
-else:
-    tasks = [{{"SLURM_JOB_ID": job_id}}]
-for task in tasks:
-    log = open(state / f"sbatch-{{task['SLURM_JOB_ID']}}.log", "w")
-    subprocess.Popen(["bash", str(script)], env={{**os.environ, **common, **task}}, stdin=subprocess.DEVNULL,
-                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-print(f"Submitted batch job {{job_id}}")
-"""
-
-FAKE_SRUN = """\
-#!{python}
-# fake srun: honours --output/--error (with SLURM's %A %a %j %t patterns), ignores other options, runs the command.
-import os, sys
-
-args, files = sys.argv[1:], {{}}
-while args and args[0].startswith("-"):
-    opt = args.pop(0)
-    if opt in ("--output", "--error"):
-        files[opt] = args.pop(0)
-env = os.environ
-subs = {{"%A": env.get("SLURM_ARRAY_JOB_ID", ""), "%a": env.get("SLURM_ARRAY_TASK_ID", ""),
-        "%j": env["SLURM_JOB_ID"], "%t": "0"}}
-for opt, fd in (("--output", 1), ("--error", 2)):
-    if opt in files:
-        path = files[opt]
-        for k, v in subs.items():
-            path = path.replace(k, v)
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), fd)
-os.execvp(args[0], args)
-"""
-
-FAKE_SACCT = """\
-#!/bin/sh
-# fake sacct: knows no job (submitit then watches for the jobs' result files)
-echo "JobID|State|NodeList"
-"""
-
-
-@pytest.fixture
-def fake_slurm(tmp_path) -> dict[str, str]:
-    """A bin dir with fake sbatch, srun and sacct; returns the environment that puts it first on PATH."""
-    bin_dir = tmp_path / "fake_slurm"
-    bin_dir.mkdir()
-    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("sacct", FAKE_SACCT)):
-        path = bin_dir / name
-        path.write_text(text.format(python=sys.executable) if name != "sacct" else text)
-        path.chmod(0o755)
-    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "FAKE_SLURM_DIR": str(bin_dir)}
-
-
-def test_slurm_launcher_runs_a_job_array_end_to_end(tmp_path, cache, fake_slurm):
-    """`strf-run -m hydra/launcher=slurm hydra.launcher.partition=...` through submitit's real SLURM executor:
-    one sbatch job array with our resources; its two tasks run the two jobs and return their results."""
-    sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debugq", "seed=0,1", "trainer.threads=1",
-            *TINY, f"hydra.sweep.dir={sweep}"]
-    proc = strf_run(args, cache, tmp_path, env=fake_slurm)
-    logs = "\n".join(p.read_text() for p in sorted(Path(fake_slurm["FAKE_SLURM_DIR"]).glob("sbatch-*.log")))
-    assert proc.returncode == 0, proc.stderr + logs
-    assert [s["seed"] for s in summaries(sweep)] == [0, 1]
-    (script,) = list((Path(fake_slurm["FAKE_SLURM_DIR"]) / "submitted").glob("*.sh"))
-    text = script.read_text()
-    assert "#SBATCH --partition=debugq" in text and "#SBATCH --array=0-1%2" in text
-    assert str(sweep / ".submitit") in text  # submitit's pickles and logs live in the sweep dir
-
 
 class _Submitted(Exception):
     """Raised instead of calling sbatch: the submission script was rendered and captured."""
@@ -192,6 +107,16 @@ def test_slurm_config_renders_the_expected_sbatch_script(tmp_path, monkeypatch):
         assert f"#SBATCH {flag}" in flags, (flag, script)
     assert f"--output={tmp_path / 'sweep' / '.submitit' / '%A_%a' / '%A_%a_0_log.out'}" in script
     assert "--account" not in script and "--gres" not in script
+
+
+def test_slurm_requests_follow_the_trainer_unless_given(tmp_path, monkeypatch):
+    script = render_sbatch(["hydra/launcher=slurm", "device=cpu", "trainer.threads=2"], 2, tmp_path, monkeypatch)
+    flags = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --cpus-per-task=2" in flags and not any("gpus" in f or "gres" in f for f in flags), flags
+    (tmp_path / "given").mkdir()
+    given = render_sbatch(["hydra/launcher=slurm", "device=cpu", "trainer.threads=2", "hydra.launcher.cpus_per_task=3",
+                           "hydra.launcher.gpus_per_node=1"], 2, tmp_path / "given", monkeypatch)
+    assert "#SBATCH --cpus-per-task=3" in given and "#SBATCH --gpus-per-node=1" in given
 
 
 def test_slurm_config_passes_user_overrides_to_sbatch(tmp_path, monkeypatch):

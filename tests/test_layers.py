@@ -44,6 +44,9 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("compose", "Hydra glue: the schemas in the ConfigStore, composing a config from overrides"),
      ("entry", "what every console entry point shares: one-line errors, exit status 2")],
     [("sweep", "multirun glue: reuse and resume by config hash, failed-job records, the end-of-sweep report")],
+    [("slurm", "`hydra/launcher=slurm`: submitit's launcher with requests from the run, refusals in one line, "
+               "and sweeps that survive cancelled, failed or preempted jobs (the class Hydra loads is in "
+               "`hydra_plugins/strf_runner_slurm`)")],
     [("cli", "the console entry points strf-run, strf-report, strf-analyze, strf-predict"),
      ("bench", "`strf-bench`: timings of front-ends and real epochs against naive references")],
 ]

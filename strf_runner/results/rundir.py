@@ -67,6 +67,7 @@ TRACKING = "tracking.json"
 SUMMARY = "summary.json"
 FAILED = "failed.json"
 FAILED_STATE = "failed_state.pt"
+SLURM = "slurm.json"
 ANALYSIS = "analysis"
 ANALYSIS_INDEX = "index.json"  # inside ANALYSIS
 # what a finished run's results are: copied when a sweep reuses a finished run (summary.json after them)
