@@ -31,6 +31,7 @@ import contextlib
 import io
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -101,6 +102,8 @@ class SurvivingJobs:
                                       if k not in ("submitit_folder", "max_num_timeout")})
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:  # hydra.sweep.mode, as Hydra's own launchers honour it
+            os.chmod(sweep_dir, int(str(self.config.hydra.sweep.mode), 8))
         args = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
