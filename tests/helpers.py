@@ -90,6 +90,20 @@ TINY_DATASET = dict(name="synth_tiny", n_stimuli=6, duration_s=1.0, n_neurons=16
                     n_test=1)
 
 
+class Interrupt(KeyboardInterrupt):
+    """What ``interrupt_after`` raises: a Ctrl-C the test can tell from a real one."""
+
+
+def interrupt_after(epoch: int):
+    """An epoch callback that stops the run like Ctrl-C once ``epoch`` epochs are done."""
+
+    def on_epoch_end(record, best, best_epoch, max_epochs):
+        if record.epoch == epoch:
+            raise Interrupt
+
+    return on_epoch_end
+
+
 def tiny_config(tmp_path, seed=0, max_epochs=4, **dataset) -> RunConfig:
     """A RunConfig built by hand: native front-end + Linear readout on ``TINY_DATASET`` (fields overridden
     by ``dataset``), cached under ``tmp_path / "cache"``, ``max_epochs`` epochs with patience as long, on CPU."""

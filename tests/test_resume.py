@@ -15,21 +15,7 @@ import pytest
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
 from strf_runner.training.fitter import FitState
-from tests.helpers import TINY_ARGS, tiny_config
-
-
-class Interrupt(KeyboardInterrupt):
-    pass
-
-
-def interrupt_after(epoch: int):
-    """An epoch callback that stops the run like Ctrl-C once ``epoch`` epochs are done."""
-
-    def on_epoch_end(record, best, best_epoch, max_epochs):
-        if record.epoch == epoch:
-            raise Interrupt
-
-    return on_epoch_end
+from tests.helpers import TINY_ARGS, Interrupt, interrupt_after, tiny_config
 
 
 def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):

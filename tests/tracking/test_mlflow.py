@@ -28,11 +28,7 @@ from strf_runner.errors import StrfRunnerWarning
 from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
-from tests.helpers import TINY_ARGS, strf_run, tiny_config
-
-
-class Interrupt(KeyboardInterrupt):
-    pass
+from tests.helpers import TINY_ARGS, Interrupt, interrupt_after, strf_run, tiny_config
 
 
 class Server:
@@ -159,12 +155,8 @@ def test_strf_report_logs_a_sweep_made_without_a_tracker(server, tmp_path, capsy
 def test_a_resumed_run_continues_its_own_mlflow_run_and_a_failed_one_says_why(server, tmp_path):
     cfg = mlflow_config(tmp_path, server.uri, "resume-test", max_epochs=5)
 
-    def stop_after_2(record, best, best_epoch, max_epochs):
-        if record.epoch == 2:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_experiment(cfg, tmp_path / "run", on_epoch_end=stop_after_2)
+        run_experiment(cfg, tmp_path / "run", on_epoch_end=interrupt_after(2))
     client = MlflowClient(server.uri)
     (first,) = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
     assert first.info.status == "KILLED" and first.data.tags["strf.status"] == "interrupted"

@@ -14,13 +14,9 @@ from strf_runner.config import LoggerConfig, TensorBoardLoggerConfig, resolve_co
 from strf_runner.errors import ConfigError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment
 from strf_runner.tracking import base
-from tests.helpers import tiny_config
+from tests.helpers import Interrupt, interrupt_after, tiny_config
 
 EPOCH_TAGS = {f"epoch/{k}" for k in ("train_loss", "train_cc_norm", "val_loss", "val_cc", "val_cc_norm", "seconds")}
-
-
-class Interrupt(KeyboardInterrupt):
-    pass
 
 
 def read_events(log_dir) -> event_accumulator.EventAccumulator:
@@ -69,12 +65,8 @@ def test_every_epoch_scalar_and_the_test_scores_match_the_run_files(tmp_path):
 def test_a_resumed_run_continues_its_own_curves(tmp_path):
     cfg = tensorboard_config(tmp_path, max_epochs=5)
 
-    def stop_after_2(record, best, best_epoch, max_epochs):
-        if record.epoch == 2:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_experiment(cfg, tmp_path / "run", on_epoch_end=stop_after_2)
+        run_experiment(cfg, tmp_path / "run", on_epoch_end=interrupt_after(2))
     cfg.resume = True
     run_experiment(cfg, tmp_path / "run")
     events = read_events(tmp_path / "run" / "tb")

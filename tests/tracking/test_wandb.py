@@ -22,14 +22,10 @@ from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
 from strf_runner.tracking.wandb import run_id
-from tests.helpers import tiny_config
+from tests.helpers import Interrupt, interrupt_after, tiny_config
 
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-class Interrupt(KeyboardInterrupt):
-    pass
 
 
 def records(path: Path) -> list[wandb_internal_pb2.Record]:
@@ -112,12 +108,8 @@ def test_an_offline_run_holds_the_config_every_epoch_the_summary_and_the_table(t
 def test_a_resumed_run_appends_to_the_same_wandb_run(tmp_path):
     cfg = wandb_config(tmp_path, max_epochs=5)
 
-    def stop_after_2(record, best, best_epoch, max_epochs):
-        if record.epoch == 2:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_experiment(cfg, tmp_path / "run", on_epoch_end=stop_after_2)
+        run_experiment(cfg, tmp_path / "run", on_epoch_end=interrupt_after(2))
     cfg.resume = True
     run_experiment(cfg, tmp_path / "run")
     first, second = (read_run(p) for p in sorted(offline_runs(tmp_path / "run"), key=lambda p: p.parent.name))
