@@ -1,11 +1,13 @@
 """Sweeps through ``hydra/launcher=slurm`` on a real single-node SLURM cluster (``conftest.py``): a job
 array that finishes and aggregates, a cancelled task that the sweep survives and a re-run completes, a
-preempted task that is requeued and ends equal to an uninterrupted run, and requests the partition
-cannot meet refused in one line before anything runs."""
+task killed outside its run (FAILED), a preempted or requeued task that resumes and ends equal to an
+uninterrupted run, and requests the partition cannot meet refused in one line before anything runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -102,6 +104,22 @@ def test_a_cancelled_task_is_recorded_the_rest_aggregates_and_a_rerun_trains_onl
     assert "seed 0: already finished" in logs and "seed 1: resuming the interrupted run" in logs
     summary = json.loads((second / "summary.json").read_text())
     assert summary["epochs_run"] == EPOCHS and summary["resumed_from_epoch"] >= 3
+
+
+def test_a_task_killed_outside_its_run_is_recorded_as_slurm_saw_it(slurm, tmp_path):
+    out = tmp_path / "sweep"
+    proc = sweep(slurm, [*SMALL, *LONG, "seed=0,1", f"hydra.sweep.dir={out}"], tmp_path / "cache", tmp_path)
+    second = out / "1_native-linear-synth_tiny-s1"
+    wait_until(lambda: saved_epoch(second) >= 3, "the second run's first epochs")
+    os.kill(json.loads((second / "run.lock").read_text())["pid"], signal.SIGKILL)  # as the OOM killer would
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
+    job = job_id(out)
+    state = states(slurm, job)[f"{job}_1"]
+    assert state == "FAILED" and f"{job}_1 FAILED (1_native-linear-synth_tiny-s1)" in stderr
+    assert json.loads((second / "slurm.json").read_text())["slurm_state"] == "FAILED"
+    assert (out / "0_native-linear-synth_tiny-s0" / "summary.json").is_file()
+    assert f"SLURM job {job}_1 ended FAILED" in (out / "aggregate" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("how", ["preempted", "requeued"])
