@@ -120,6 +120,7 @@ __all__ = [
     "process_ns1",
     "read_waveform",
     "resample_ratio",
+    "resample_to_grid",
     "resolve_options",
     "smooth_responses",
     "split_indices",
@@ -484,9 +485,10 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     return scipy.signal.firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
 
 
-def _to_grid(x: np.ndarray, up: int, down: int, n: int) -> np.ndarray:
-    """Resample by up/down (band-limited polyphase FIR), then crop or zero-pad at the end to n samples."""
-    y = scipy.signal.resample_poly(x.astype(np.float64), up, down, window=_lowpass(up, down))
+def resample_to_grid(x: np.ndarray, up: int, down: int, n: int) -> np.ndarray:
+    """Resample by up/down (band-limited polyphase FIR; none at ratio 1), then crop or zero-pad at the end
+    to n samples."""
+    y = x if up == down else scipy.signal.resample_poly(x.astype(np.float64), up, down, window=_lowpass(up, down))
     out = np.zeros(n, dtype=np.float32)
     m = min(n, y.size)
     out[:m] = y[:m]
@@ -543,11 +545,11 @@ def process_ns1(raw_dir: str | os.PathLike, options: NS1Options = NS1Options()) 
     stimuli = []
     for s in range(N_STIMULI):
         native = read_waveform(waveform_path(raw, s))
-        wave = _to_grid(native, up, down, N_BINS * hop)
+        wave = resample_to_grid(native, up, down, N_BINS * hop)
         if x_nfht is not None:
             spec = x_nfht[s]
         else:
-            wave48 = wave if options.audio_fs == 48000.0 else _to_grid(native, up48, down48, N_BINS * 240)
+            wave48 = wave if options.audio_fs == 48000.0 else resample_to_grid(native, up48, down48, N_BINS * 240)
             spec = native_cochleagram(wave48, 48000.0, DT_MS)
         stimuli.append(
             Stimulus(

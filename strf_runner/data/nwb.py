@@ -55,10 +55,10 @@ from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
-import scipy.signal
 import soundfile
 
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
+from strf_runner.data.ns1 import resample_to_grid
 from strf_runner.data.nwb_read import AUDIO_EXTENSIONS, Session, Sound, read_session
 from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, Stimulus, file_sha256, hop_samples, write_dataset
@@ -231,16 +231,10 @@ def bin_spikes(spike_times: np.ndarray, starts: np.ndarray, n_bins: int, dt_ms: 
 
 
 def to_grid(sound: Sound, audio_fs: float, n: int) -> np.ndarray:
-    """A sound resampled to ``audio_fs`` (band-limited polyphase FIR at the exact ratio), cut or
-    zero-padded at the end to ``n`` samples, float32."""
+    """A sound resampled to ``audio_fs`` at the exact rational ratio (NS1's band-limited polyphase FIR),
+    cut or zero-padded at the end to ``n`` samples, float32."""
     ratio = (Fraction(audio_fs) / Fraction(sound.rate)).limit_denominator(1000)
-    x = sound.samples
-    if ratio != 1:
-        x = scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator)
-    out = np.zeros(n, dtype=np.float32)
-    m = min(n, len(x))
-    out[:m] = x[:m]
-    return out
+    return resample_to_grid(sound.samples, ratio.numerator, ratio.denominator, n)
 
 
 def read_sound_file(path: Path) -> Sound:
