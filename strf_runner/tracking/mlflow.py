@@ -100,10 +100,9 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        entries = ([Metric(k, v, now, step) for k, v in (metrics or {}).items() if math.isfinite(v)],
-                   [Param(k, v) for k, v in (params or {}).items()],
-                   [RunTag(k, str(v)) for k, v in (tags or {}).items()])
-        metrics_, params_, tags_ = entries
+        metrics_ = [Metric(k, v, now, step) for k, v in (metrics or {}).items() if math.isfinite(v)]
+        params_ = [Param(k, v) for k, v in (params or {}).items()]
+        tags_ = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         while metrics_ or params_ or tags_:
             self.client.log_batch(self.run_id, metrics=metrics_[:BATCH], params=params_[:BATCH], tags=tags_[:BATCH])
             metrics_, params_, tags_ = metrics_[BATCH:], params_[BATCH:], tags_[BATCH:]
