@@ -201,10 +201,11 @@ def ensure_nwb(path: str | Sequence[str], options: NWBOptions, cache_dir: str | 
     """The converted file for these NWB inputs and options, made once (atomic write) and reused after."""
     files = nwb_files(path)
     digests = input_digests(files, options)
-    out = data_root(cache_dir) / f"nwb-{cache_key(options, digests)}.h5"
+    key = cache_key(options, digests)
+    out = data_root(cache_dir) / f"nwb-{key}.h5"
     if not out.exists():
         content = convert_nwb(files, options, digests)
-        content.attrs["cache_key"] = cache_key(options, digests)
+        content.attrs["cache_key"] = key
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             write_dataset(content, out)
