@@ -302,6 +302,7 @@ def test_without_pynwb_dataset_nwb_says_what_to_install(monkeypatch, tmp_path, t
 # end to end
 
 
+@pytest.mark.slow  # 10 s of training; the default suite is at its 10-minute budget
 def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_synth(tmp_path, truth):
     from strf_runner.config import NWBDatasetConfig
     from strf_runner.experiment import run_experiment
@@ -323,6 +324,7 @@ def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_s
     assert on_nwb.summary["dataset"]["splits"] == {k: truth.splits[k] for k in on_nwb.summary["dataset"]["splits"]}
 
 
+@pytest.mark.slow  # 15 s: two strf-run processes
 def test_strf_run_dataset_nwb_from_the_command_line(tmp_path, truth):
     from tests.helpers import strf_run
 
