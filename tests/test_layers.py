@@ -20,6 +20,7 @@ START, END = "<!-- layers:start (python tests/test_layers.py --write) -->", "<!-
 LAYERS: list[list[tuple[str, str]]] = [
     [("errors", "the exceptions a user can cause (one-line messages) and the warning category"),
      ("atomic", "atomic file writes (temp file + rename), PNG saving"),
+     ("memory", "the memory limit one input may ask for (`STRF_RUNNER_MEMORY_LIMIT`), checked before allocating"),
      ("identity", "a run config's identity: its hash, and where two configs differ"),
      ("stream", "the chunk-context helper behind every module's `stream(x, state)`")],
     [("registry", "name -> class registries that find their modules by scanning a package"),

@@ -2,8 +2,10 @@
 
 One NWB file, several files of one experiment, or a folder of them (``*.nwb``, in name order) become
 one HDF5 file (``schema``), cached as ``<cache>/nwb-<key>.h5`` where the key hashes every option and
-the SHA-256 of every input (the NWB files and the sound files beside them). ``nwb_read`` reads each
-file; this module joins them:
+the SHA-256 of every input: the NWB files and every sound file the conversion read (in any subfolder).
+Which stimuli take their sound from a file depends only on the NWB files and the options, so each
+conversion lists them in ``<cache>/nwb-<key of those>.sounds.json``; a later run looks their files up
+again and hashes them to find the converted file. ``nwb_read`` reads each file; this module joins them:
 
 **Neurons.** The units of every file, in file order; the unit id is the neuron id (``<identifier>/<id>``
 with several files, the file's identifier or, where identifiers repeat, its name). Metadata: the
@@ -28,8 +30,18 @@ inside the unit's ``obs_intervals`` (when given).
 this order): a ``stimulus_template`` of its name; the stretch of a played-audio series under
 ``/stimulus`` that its first presentation covers (``dataset.audio_series`` names the series where
 several cover it); a sound file ``<name>.wav`` (or .flac ...) in ``dataset.audio_dir`` (default: the
-NWB file's folder). Resampled to ``audio_fs`` with ``resample_poly`` (exact rational ratio), cut or
-zero-padded to T * hop samples. The native view is the project's cochleagram of that waveform.
+NWB file's folder; a name with folders, ``sounds/stim03.wav``, is a path under it). Its rate, shape and
+size are checked before it is read (``nwb_read.check_audio``: every error names the file and the
+series, or the sound file), integer PCM (integer data the series gives no conversion for) is scaled to
++-1 as in a WAV file, and several channels are
+mixed to mono by their mean (one warning line: dichotic sounds lose their difference between the
+ears). It must not last more than twice its presentations (``MAX_SOUND_OVER_PRESENTATION``: a wrong
+rate or the wrong sound); a sound longer than its presentations by more than a bin is cut at their end
+(one warning line); a shorter one is zero-padded (the silence after a sound in a trial). Resampled to
+``audio_fs`` with ``resample_poly`` (exact rational ratio), cut or zero-padded to T * hop samples. The
+native view is the project's cochleagram of that waveform. Every array a stimulus needs is sized from
+the file (its duration, units and repeats) and checked against the memory limit (``strf_runner.memory``)
+before it is made, naming the stimulus and its first presentation.
 
 **Splits.** ``dataset.train_stimuli`` / ``val_stimuli`` / ``test_stimuli`` (indices into the sorted
 stimulus names), else a fixed rule: a permutation of the stimuli drawn from ``split_seed``, the first
@@ -37,12 +49,15 @@ stimulus names), else a fixed rule: a permutation of the stimuli drawn from ``sp
 
 **Provenance** (``attrs["provenance"]``, JSON; copied into every run's summary.json): each file's
 path, SHA-256, identifier, session description and start, the table and column used, units and
-presentations kept and left out, and where each stimulus' sound came from.
+presentations kept and left out; each stimulus' sound: where it came from, its rate, channels, how it
+was scaled and a sound file's SHA-256; and the notes about the sounds (mixed, cut) that every run
+using the file repeats as warnings.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import operator
@@ -57,18 +72,24 @@ import h5py
 import numpy as np
 import soundfile
 
+from strf_runner.atomic import atomic_path
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.ns1 import resample_to_grid
-from strf_runner.data.nwb_read import AUDIO_EXTENSIONS, Session, Sound, read_session
+from strf_runner.data.nwb_read import AUDIO_EXTENSIONS, BYTES_PER_READ_SAMPLE, Session, Sound, check_audio, read_session
 from strf_runner.data.paths import data_root
 from strf_runner.data.schema import DatasetContent, Stimulus, file_sha256, hop_samples, write_dataset
-from strf_runner.errors import ConfigError, DatasetError, StrfRunnerWarning
+from strf_runner.errors import ConfigError, DatasetError, StrfRunnerError, StrfRunnerWarning
+from strf_runner.memory import check_allocation
 
-PROCESSOR_VERSION = 1  # bump whenever the converted data change for the same inputs and options
+PROCESSOR_VERSION = 2  # bump whenever the converted data change for the same inputs and options
 AUDIO_CHOICES = ("auto", "template", "played", "wav")
 IN_FILE = {"auto": ("template", "played"), "template": ("template",), "played": ("played",), "wav": ()}
 SPLIT_FRACTION = 0.15
 DURATION_TOLERANCE_MS = 1.0
+MAX_SOUND_OVER_PRESENTATION = 2.0  # a sound longer than this many presentations: a wrong rate or the wrong sound
+# bytes per sample of a stimulus' waveform at audio_fs while it is made: the resampled float64 and the
+# float32 waveform, and the cochleagram's float64 frames (2 hop long, every hop) and their complex FFT (4x)
+BYTES_PER_GRID_SAMPLE = 8 + 4 + 16 + 64 + 32
 
 
 @dataclass(frozen=True)
@@ -181,15 +202,9 @@ def audio_dirs(files: list[Path], options: NWBOptions) -> list[Path]:
     return list(dict.fromkeys(f.parent for f in files))
 
 
-def input_digests(files: list[Path], options: NWBOptions) -> dict[str, str]:
-    """SHA-256 of every input by path: the NWB files, and the sound files where sounds may be found."""
-    digests = {str(f): file_sha256(f) for f in files}
-    if options.audio in ("auto", "wav"):
-        for folder in audio_dirs(files, options):
-            for sound in sorted(folder.glob("*")) if folder.is_dir() else []:
-                if sound.suffix.lower() in AUDIO_EXTENSIONS and sound.is_file():
-                    digests[str(sound)] = file_sha256(sound)
-    return digests
+def input_digests(files: list[Path]) -> dict[str, str]:
+    """SHA-256 of every NWB file by path."""
+    return {str(f): file_sha256(f) for f in files}
 
 
 def cache_key(options: NWBOptions, digests: dict[str, str]) -> str:
@@ -197,25 +212,50 @@ def cache_key(options: NWBOptions, digests: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _cached(index: Path, files: list[Path], options: NWBOptions, digests: dict[str, str]) -> Path | None:
+    """The converted file of these inputs if there is one: ``index`` (written by their conversion)
+    names the stimuli whose sound came from a file; those are looked up again and hashed into the key.
+    None when any is missing now, or there is no index (never converted)."""
+    try:
+        names = json.loads(index.read_text())["sound_files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found = [_sound_file(name, audio_dirs(files, options)) for name in names]
+    if any(path is None for path in found):
+        return None
+    key = cache_key(options, {**digests, **{str(path): file_sha256(path) for path in found}})
+    out = index.parent / f"nwb-{key}.h5"
+    return out if out.exists() else None
+
+
 def ensure_nwb(path: str | Sequence[str], options: NWBOptions, cache_dir: str | Path | None = None) -> Path:
     """The converted file for these NWB inputs and options, made once (atomic write) and reused after."""
     files = nwb_files(path)
-    digests = input_digests(files, options)
-    key = cache_key(options, digests)
-    out = data_root(cache_dir) / f"nwb-{key}.h5"
-    if not out.exists():
+    digests = input_digests(files)
+    index = data_root(cache_dir) / f"nwb-{cache_key(options, digests)}.sounds.json"
+    out = _cached(index, files, options, digests)
+    if out is None:
         content = convert_nwb(files, options, digests)
+        from_files = {name: s for name, s in json.loads(content.attrs["provenance"])["sounds"].items() if s["sha256"]}
+        key = cache_key(options, {**digests, **{s["from"]: s["sha256"] for s in from_files.values()}})
         content.attrs["cache_key"] = key
+        out = index.parent / f"nwb-{key}.h5"
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             write_dataset(content, out)
+            with atomic_path(index) as tmp:
+                tmp.write_text(json.dumps({"sound_files": sorted(from_files)}))
         except OSError as err:
             raise DatasetError(f"cannot write the converted NWB file {out} ({err.strerror or err}); "
                                "set STRF_RUNNER_DATA (or dataset.root) to a writable folder") from err
     with h5py.File(out, "r") as f:
-        left = left_out_line(json.loads(f.attrs["provenance"]))
-    if left:  # on every run, not only the one that converted
+        provenance = json.loads(f.attrs["provenance"])
+    left = left_out_line(provenance)
+    # on every run, not only the one that converted
+    if left:
         warnings.warn(f"nwb: {left} (counts in the run's summary.json)", StrfRunnerWarning, stacklevel=2)
+    for note in provenance["sound_notes"]:
+        warnings.warn(f"nwb: {note}", StrfRunnerWarning, stacklevel=2)
     return out
 
 
@@ -235,17 +275,34 @@ def to_grid(sound: Sound, audio_fs: float, n: int) -> np.ndarray:
     """A sound resampled to ``audio_fs`` at the exact rational ratio (NS1's band-limited polyphase FIR),
     cut or zero-padded at the end to ``n`` samples, float32."""
     ratio = (Fraction(audio_fs) / Fraction(sound.rate)).limit_denominator(1000)
-    return resample_to_grid(sound.samples, ratio.numerator, ratio.denominator, n)
+    up, down = ratio.numerator, ratio.denominator
+    if up != down:  # resample_poly's output and its FIR of 20 max(up, down) + 1 taps, float64
+        check_allocation(8 * (len(sound.samples) * up / down + 20 * max(up, down) + 1),
+                         f"{sound.where}: resampling {len(sound.samples)} samples from {sound.rate:g} to "
+                         f"{audio_fs:g} Hz")
+    return resample_to_grid(sound.samples, up, down, n)
 
 
 def read_sound_file(path: Path) -> Sound:
+    """A sound file's samples, mixed to mono, with the SHA-256 of exactly the bytes decoded. Checked
+    like a series (``check_audio``) before its samples are decoded."""
+    check_allocation(path.stat().st_size, f"{path} (a sound file)")
+    data = path.read_bytes()
     try:
-        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            channels = check_audio(str(path), f.samplerate, (f.frames, f.channels))
+            check_allocation(f.frames * channels * BYTES_PER_READ_SAMPLE,
+                             f"{path} ({f.frames} samples x {channels} channels)")
+            x = f.read(dtype="float64", always_2d=True)
+            rate, subtype = float(f.samplerate), f.subtype
+    except StrfRunnerError:
+        raise
     except (RuntimeError, TypeError, ValueError, EOFError) as err:  # soundfile's LibsndfileError is a RuntimeError
         raise DatasetError(f"{path}: cannot read it as a sound file ({err})") from err
-    if not len(data):
-        raise DatasetError(f"{path}: the sound file holds no samples")
-    return Sound(data.mean(axis=1), float(rate), str(path))
+    if not np.isfinite(x).all():
+        raise DatasetError(f"{path}: holds NaN or infinite samples")
+    return Sound(x.mean(axis=1), rate, str(path), channels, f"soundfile {subtype}",
+                 hashlib.sha256(data).hexdigest())
 
 
 def _sound_file(name: str, folders: list[Path]) -> Path | None:
@@ -326,8 +383,9 @@ def _observed(obs: np.ndarray | None, start: np.ndarray, stop: np.ndarray) -> np
     return ((obs[None, :, 0] <= start[:, None] + 1e-9) & (stop[:, None] <= obs[None, :, 1] + 1e-9)).any(axis=1)
 
 
-def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, float]:
-    """Each stimulus' duration (s), checked across every presentation of it."""
+def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, tuple[float, str]]:
+    """Each stimulus' duration (s) and its first presentation (file, table and row), checked across
+    every presentation of it."""
     tol = min(DURATION_TOLERANCE_MS, options.dt_ms / 2.0) / 1000.0
     first: dict[str, tuple[float, str]] = {}
     for k in kept:
@@ -342,7 +400,7 @@ def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, float]:
                                    f"{first[name][1]}; every presentation of a stimulus must last as long")
     if not first:
         raise DatasetError("dataset.path: no presentation names a stimulus in any file")
-    return {name: d for name, (d, _) in sorted(first.items())}
+    return dict(sorted(first.items()))
 
 
 def _sounds(names: list[str], kept: list[_Kept], files: list[Path], options: NWBOptions) -> dict[str, Sound]:
@@ -410,6 +468,33 @@ def default_splits(n_stimuli: int, seed: int) -> dict[str, list[int]]:
             "train": sorted(int(i) for i in order[2 * n_held:])}
 
 
+def _past_end(name: str, sound: Sound, duration: float, presentation: str) -> float:
+    """Seconds of ``sound`` after its presentations end (0 when it fits); DatasetError naming the sound
+    and the presentation when it lasts more than ``MAX_SOUND_OVER_PRESENTATION`` times as long."""
+    length = len(sound.samples) / sound.rate
+    if length > MAX_SOUND_OVER_PRESENTATION * duration:
+        raise DatasetError(f"{sound.where}: the sound of stimulus {name!r} lasts {length:.6g} s ({len(sound.samples)} "
+                           f"samples at {sound.rate:g} Hz), more than {MAX_SOUND_OVER_PRESENTATION:g} times its "
+                           f"presentations ({presentation}: {duration:.6g} s); check the sampling rate and the sound")
+    return max(0.0, length - duration)
+
+
+def _sound_notes(names: list[str], sounds: dict[str, Sound], past_end: dict[str, float], dt_ms: float) -> list[str]:
+    """One line per kind of change made to the sounds: several channels mixed, sounds cut at the end."""
+    notes = []
+    mixed = [n for n in names if sounds[n].channels > 1]
+    if mixed:
+        first = sounds[mixed[0]]
+        notes.append(f"{len(mixed)} of {len(names)} sounds have several channels, mixed to mono by their mean "
+                     f"(first: {first.where}, {first.channels} channels)")
+    cut = [n for n in names if past_end[n] > dt_ms / 1000.0]
+    if cut:
+        most = max(cut, key=lambda n: past_end[n])
+        notes.append(f"{len(cut)} of {len(names)} sounds last longer than their presentations and are cut at their "
+                     f"end (most: {sounds[most].where}, {past_end[most]:.6g} s cut)")
+    return notes
+
+
 def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] | None = None) -> DatasetContent:
     """The NWB files as one dataset in the project's format (both views); see the module docstring."""
     sessions = [read_session(f, options.intervals, options.stimulus_column, IN_FILE[options.audio],
@@ -420,16 +505,22 @@ def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] 
     durations = _durations(kept, options)
     names = list(durations)
     sounds = _sounds(names, kept, files, options)
+    past_end = {name: _past_end(name, sounds[name], *durations[name]) for name in names}
     ids, session_labels = _neuron_ids(kept)
     hop = hop_samples(options.audio_fs, options.dt_ms)
     dt_s = options.dt_ms / 1000.0
     stimuli = []
     for name in names:
-        n_bins = int(math.floor(durations[name] / dt_s + 1e-6))
+        duration, presentation = durations[name]
+        n_bins = int(math.floor(duration / dt_s + 1e-6))
         if n_bins < 1:
-            raise DatasetError(f"stimulus {name!r} lasts {durations[name]:g} s, shorter than one {options.dt_ms:g} ms bin")
+            raise DatasetError(f"{presentation}: stimulus {name!r} lasts {duration:g} s, shorter than one "
+                               f"{options.dt_ms:g} ms bin")
         rows = [k.rows[k.session.presentations.stimulus[k.rows] == name] for k in kept]
         n_repeats = max(len(r) for r in rows)
+        check_allocation(4 * len(ids) * n_repeats * n_bins + BYTES_PER_GRID_SAMPLE * n_bins * hop,
+                         f"{presentation}: stimulus {name!r} ({duration:g} s in {options.dt_ms:g} ms bins, "
+                         f"{len(ids)} units x {n_repeats} repeats)")
         responses = np.full((len(ids), n_repeats, n_bins), np.nan, dtype=np.float32)
         offset = 0
         for k, r in zip(kept, rows):
@@ -440,6 +531,8 @@ def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] 
                 responses[offset + j, : len(r)] = counts
             offset += len(k.units)
         waveform = to_grid(sounds[name], options.audio_fs, n_bins * hop)
+        if not np.isfinite(waveform).all():
+            raise DatasetError(f"{sounds[name].where}: samples beyond float32's range (after scaling and resampling)")
         table = next(k.session.presentations for k, r in zip(kept, rows) if len(r))
         first = next(r[0] for r in rows if len(r))
         kind = next((str(table.columns[c][first]) for c in ("stimulus_type", "type") if c in table.columns), "unknown")
@@ -447,6 +540,7 @@ def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] 
                                 spectrogram=native_cochleagram(waveform, options.audio_fs, options.dt_ms),
                                 waveform=waveform))
     provenance = _provenance(kept, sounds, options, digests or {})
+    provenance["sound_notes"] = _sound_notes(names, sounds, past_end, options.dt_ms)  # ensure_nwb warns them
     return DatasetContent(
         name=files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}",
         dt_ms=float(options.dt_ms), neuron_ids=ids, stimuli=stimuli,
@@ -490,7 +584,8 @@ def _provenance(kept: list[_Kept], sounds: dict[str, Sound], options: NWBOptions
         "format": "nwb", "files": files, "options": asdict(options),
         "units_left_out": sum(k.left["units_where"] for k in kept),
         "presentations_left_out": sum(k.left["no_stimulus"] + k.left["presentations_where"] for k in kept),
-        "sounds": {name: {"from": s.where, "rate_hz": s.rate} for name, s in sounds.items()},
+        "sounds": {name: {"from": s.where, "rate_hz": s.rate, "channels": s.channels, "scale": s.scale,
+                          "sha256": s.sha256} for name, s in sounds.items()},
     }
 
 

@@ -4,17 +4,23 @@ What the NWB conversion (``nwb.py``) needs of a file, read inside one open ``NWB
 long played-audio series is only read where presentations cut it. Every problem is a DatasetError
 naming the file and the NWB object (``/units``, ``/intervals/trials``, ``/stimulus/<name>`` ...).
 
-* **Units** (``/units``): ids, spike times (seconds, sorted), ``obs_intervals`` when the table has
-  them, and every other column that holds one scalar per unit as neuron metadata; an
-  ``electrode_group`` column becomes the group's name, plus its ``location`` when the table has no
-  location column.
+* **Units** (``/units``): ids (unique: they name the neurons), spike times (seconds, sorted),
+  ``obs_intervals`` when the table has them, and every other column that holds one scalar per unit as
+  neuron metadata; an ``electrode_group`` column becomes the group's name, plus its ``location`` when
+  the table has no location column.
 * **Presentations**: one TimeIntervals table (``trials``, ``epochs`` or a named table under
   ``/intervals``): start and stop times, the stimulus names (a column of names or ids) and its other
   scalar columns.
 * **Sounds**: per stimulus name, a ``stimulus_template`` series of that name (a core TimeSeries or
   ndx-sound's AcousticWaveformSeries: both are TimeSeries with a ``rate``), or the stretch of a
-  played-audio TimeSeries under ``/stimulus`` that a presentation covers. Samples are in the
-  series' units (``data * conversion + offset``), mixed to mono by the mean over channels.
+  played-audio TimeSeries under ``/stimulus`` that a presentation covers. Checked before the samples
+  are read (``check_audio``): a rate in Hz of a sound (``AUDIO_RATE_HZ``; a rate written in kHz is
+  refused), data (samples,) or (samples, channels) with time first as NWB stores it (more channels
+  than samples is refused as transposed), at least one sample, and a size within the memory limit
+  (``strf_runner.memory``). Integer data with the series' default ``conversion`` (1) and ``offset``
+  (0) are PCM, scaled like a WAV file (soundfile's convention: int16 / 32768, uint8 (x - 128) / 128);
+  other data are in the series' units (``data * conversion + offset``). NaN or infinite samples are
+  refused; several channels are mixed to mono by their mean (``Sound.channels`` keeps how many).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,20 +36,27 @@ from typing import Any
 import numpy as np
 
 from strf_runner.errors import ConfigError, DatasetError
+from strf_runner.memory import check_allocation
 
 STIMULUS_COLUMNS = ("stimulus_name", "stimulus", "stim_name", "sound_name", "sound", "stimulus_file", "stim_file",
                     "stimulus_id", "stim_id", "stim")
 SKIPPED_UNIT_COLUMNS = ("spike_times", "obs_intervals", "electrodes", "waveforms", "waveform_mean", "waveform_sd")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".ogg")
+AUDIO_RATE_HZ = (1e3, 1e7)  # from telephone-band audio to ultrasound recorders; outside it a rate is wrong
+BYTES_PER_READ_SAMPLE = 24  # a sample as stored (<= 8 bytes), as float64, and scaled (float64)
 
 
 @dataclass
 class Sound:
-    """A stimulus' sound as found in a file: mono samples at ``rate`` Hz and where they came from."""
+    """A stimulus' sound as found in a file: mono samples at ``rate`` Hz, where they came from, how many
+    channels were mixed into them, how they were scaled to floats, and a sound file's SHA-256."""
 
     samples: np.ndarray  # (n,) float64
     rate: float
     where: str
+    channels: int
+    scale: str  # e.g. "int16 PCM / 32768", "float32 * 1 + 0" (data * conversion + offset)
+    sha256: str | None = None  # of a sound file; None for a series in an NWB file (its file's digest covers it)
 
 
 @dataclass
@@ -159,6 +173,11 @@ def _units(nwb: Any, path: Path) -> Units:
     ids = [str(i) for i in table.id[:]]
     if not ids:
         raise DatasetError(f"{path}: /units holds no units")
+    repeated = [(unit, n) for unit, n in Counter(ids).items() if n > 1]
+    if repeated:
+        unit, n = repeated[0]
+        raise DatasetError(f"{path}: /units has {n} units with the id {unit}; unit ids name the neurons and must be "
+                           "unique")
     spikes = []
     for i, unit in enumerate(ids):
         t = np.asarray(table["spike_times"][i], dtype=np.float64)
@@ -248,7 +267,8 @@ def _read_table(name: str, table: Any, column: str, path: Path) -> Presentations
 def _series_end(series: Any) -> float | None:
     try:
         if series.rate is not None:
-            return float(series.starting_time or 0.0) + len(series.data) / float(series.rate)
+            rate = float(series.rate)
+            return float(series.starting_time or 0.0) + len(series.data) / rate if 0 < rate < math.inf else None
         if series.timestamps is not None and len(series.timestamps):
             return float(series.timestamps[-1])
     except (TypeError, AttributeError):
@@ -263,10 +283,51 @@ def _time_end(nwb: Any) -> float | None:
     return max(ends) if ends else None
 
 
-def _mono(data: Any, series: Any) -> np.ndarray:
-    x = np.asarray(data, dtype=np.float64)
-    x = x * float(getattr(series, "conversion", 1.0) or 1.0) + float(getattr(series, "offset", 0.0) or 0.0)
-    return x.mean(axis=1) if x.ndim == 2 else x.reshape(-1)
+def check_audio(where: str, rate: float, shape: tuple[int, ...]) -> int:
+    """The channels of sound data of ``shape`` at ``rate`` Hz, checked before they are read: a finite
+    rate in ``AUDIO_RATE_HZ``; (samples,) or (samples, channels), time first as NWB stores it, so more
+    channels than samples is taken for transposed data; at least one sample. One-line DatasetError
+    naming ``where`` (the file and the series) otherwise."""
+    rate = float(rate)
+    low, high = AUDIO_RATE_HZ
+    if not 0 < rate < math.inf:
+        raise DatasetError(f"{where}: sampling rate {rate!r} Hz; a sound needs a finite rate above 0")
+    if not low <= rate <= high:
+        hint = f"; {rate:g} looks like kHz: write {rate * 1000:g}" if low <= rate * 1000 <= high else ""
+        raise DatasetError(f"{where}: sampling rate {rate:g} Hz is not a sound's ({low / 1e3:g} kHz to "
+                           f"{high / 1e6:g} MHz; NWB rates are in Hz{hint})")
+    if len(shape) not in (1, 2):
+        raise DatasetError(f"{where}: data of shape {tuple(shape)}; a sound is (samples,) or (samples, channels)")
+    if len(shape) == 2 and shape[1] > shape[0]:
+        raise DatasetError(f"{where}: data of shape {tuple(shape)}: NWB stores time first, so that is {shape[0]} "
+                           f"samples of {shape[1]} channels; store the sound as (samples, channels), e.g. data.T")
+    if shape[0] == 0 or (len(shape) == 2 and shape[1] == 0):
+        raise DatasetError(f"{where}: holds no samples (data of shape {tuple(shape)})")
+    return 1 if len(shape) == 1 else int(shape[1])
+
+
+def _read_sound(series: Any, i0: int, i1: int, channels: int, where: str) -> Sound:
+    """Samples ``i0:i1`` of a series that ``check_audio`` passed, as a mono Sound (see the module
+    docstring for the scaling); refused before reading when they would exceed the memory limit."""
+    if i1 <= i0:
+        raise DatasetError(f"{where}: holds no samples")
+    check_allocation((i1 - i0) * channels * BYTES_PER_READ_SAMPLE, f"{where} ({i1 - i0} samples x {channels} channels)")
+    x = np.asarray(series.data[i0:i1])
+    if x.dtype.kind not in "iuf":
+        raise DatasetError(f"{where}: holds {x.dtype} data, not sound samples")
+    conversion = float(getattr(series, "conversion", 1.0) or 1.0)
+    offset = float(getattr(series, "offset", 0.0) or 0.0)
+    if x.dtype.kind in "iu" and conversion == 1.0 and offset == 0.0:
+        full = 2.0 ** (8 * x.dtype.itemsize - 1)
+        centre = full if x.dtype.kind == "u" else 0.0
+        y = (x.astype(np.float64) - centre) / full
+        scale = f"{x.dtype} PCM (x - {centre:g}) / {full:g}" if centre else f"{x.dtype} PCM / {full:g}"
+    else:
+        y = x.astype(np.float64) * conversion + offset
+        scale = f"{x.dtype} * {conversion:g} + {offset:g}"
+    if not np.isfinite(y).all():
+        raise DatasetError(f"{where}: holds NaN or infinite samples")
+    return Sound(y.mean(axis=1) if y.ndim == 2 else y, float(series.rate), where, channels, scale)
 
 
 def _template(nwb: Any, name: str) -> Any:
@@ -284,10 +345,12 @@ def _find_sound(nwb: Any, path: Path, name: str, presentations: Presentations, s
     if "template" in sources:
         series = _template(nwb, name)
         if series is not None:
+            where = f"{path}: /stimulus_templates/{series.name}"
             if series.rate is None:
-                raise DatasetError(f"{path}: /stimulus_templates/{series.name} has timestamps, not a sampling rate; "
-                                   "a sound needs a rate")
-            return Sound(_mono(series.data[:], series), float(series.rate), f"/stimulus_templates/{series.name}"), ""
+                raise DatasetError(f"{where} has timestamps, not a sampling rate; a sound needs a rate")
+            shape = np.shape(series.data)
+            channels = check_audio(where, series.rate, shape)
+            return _read_sound(series, 0, shape[0], channels, where), ""
         looked.append(f"/stimulus_templates/{name} (the file has {sorted(dict(nwb.stimulus_template or {})) or 'none'})")
     if "played" in sources:
         first = int(np.flatnonzero(presentations.stimulus == name)[0])
@@ -298,6 +361,9 @@ def _find_sound(nwb: Any, path: Path, name: str, presentations: Presentations, s
                 raise DatasetError(f"{path}: no TimeSeries {audio_series!r} under /stimulus (dataset.audio_series); "
                                    f"it has {sorted(played) or 'none'}")
             played = {audio_series: played[audio_series]}
+            if getattr(played[audio_series], "rate", None) is not None:
+                check_audio(f"{path}: /stimulus/{audio_series}", played[audio_series].rate,
+                            np.shape(played[audio_series].data))
         covering = {n: s for n, s in played.items()
                     if getattr(s, "rate", None) and float(s.starting_time or 0.0) <= start
                     and stop <= (_series_end(s) or -math.inf) + 1.0 / float(s.rate)}
@@ -306,11 +372,11 @@ def _find_sound(nwb: Any, path: Path, name: str, presentations: Presentations, s
                                f"at {start:g} s ({sorted(covering)}); choose one with dataset.audio_series")
         if covering:
             (series_name, series), = covering.items()
+            channels = check_audio(f"{path}: /stimulus/{series_name}", series.rate, np.shape(series.data))
             rate = float(series.rate)
             i0 = int(round((start - float(series.starting_time or 0.0)) * rate))
-            n = int(round((stop - start) * rate))
-            return Sound(_mono(series.data[i0:i0 + n], series), rate,
-                         f"/stimulus/{series_name}[{i0}:{i0 + n}]"), ""
+            i1 = min(i0 + int(round((stop - start) * rate)), len(series.data))
+            return _read_sound(series, i0, i1, channels, f"{path}: /stimulus/{series_name}[{i0}:{i1}]"), ""
         looked.append(f"a TimeSeries with a rate under /stimulus covering {start:g}-{stop:g} s "
                       f"(the file has {sorted(played) or 'none'})")
     return None, "; ".join(looked)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
 from strf_runner.data.cochleagram import native_cochleagram
@@ -26,9 +27,10 @@ from strf_runner.data.nwb import (
     nwb_files,
 )
 from strf_runner.data.nwb_example import write_nwb
-from strf_runner.data.schema import read_dataset
+from strf_runner.data.schema import file_sha256, read_dataset
 from strf_runner.data.synth import SynthParams, generate_synth
 from strf_runner.errors import ConfigError, DatasetError, StrfRunnerWarning
+from strf_runner.memory import MemoryLimitError
 from tests.helpers import TINY_DATASET
 
 LAYOUTS = ("templates", "played", "wav")
@@ -184,19 +186,23 @@ def test_the_conversion_is_cached_by_inputs_and_options(tmp_path, truth):
 
 
 def bare_nwb(path: Path, units: bool = True, spikes: bool = True, trials=None, columns=("stimulus_name",),
-             templates=("a", "b", "c"), acquisition_end: float | None = None) -> Path:
-    """A small NWB file built to order: units, a trials table with ``trials`` rows (start, stop, name)."""
+             templates=("a", "b", "c"), acquisition_end: float | None = None, sounds=None, unit_ids=(0,)) -> Path:
+    """A small NWB file built to order: units (one per ``unit_ids``), a trials table with ``trials`` rows
+    (start, stop, name), 0.5 s silent templates, and templates given by ``sounds``: name -> TimeSeries
+    keyword arguments (data, rate, conversion ...)."""
     nwb = NWBFile(session_description="bad input", identifier="bad", session_start_time=datetime(2026, 1, 1,
                                                                                                  tzinfo=timezone.utc))
-    if units:
+    if units and not spikes:
+        nwb.add_unit_column(name="quality", description="label")
+    for unit in unit_ids if units else ():
         if spikes:
-            nwb.add_unit(spike_times=[0.6, 1.2, 2.3])
+            nwb.add_unit(spike_times=[0.6, 1.2, 2.3], id=unit)
         else:
-            nwb.add_unit_column(name="quality", description="label")
-            nwb.add_unit(quality="good")
+            nwb.add_unit(quality="good", id=unit)
+    sounds = sounds or {}
     for name in templates:
-        nwb.add_stimulus_template(TimeSeries(name=name, data=np.zeros(48000, dtype=np.float32), rate=48000.0,
-                                             unit="Pa"))
+        given = {"data": np.zeros(24000, dtype=np.float32), "rate": 48000.0, **sounds.get(name, {})}
+        nwb.add_stimulus_template(TimeSeries(name=name, unit="Pa", **given))
     if acquisition_end is not None:
         nwb.add_acquisition(TimeSeries(name="raw", data=np.zeros(int(acquisition_end * 100)), rate=100.0, unit="V"))
     if trials is not None:
@@ -296,6 +302,116 @@ def test_without_pynwb_dataset_nwb_says_what_to_install(monkeypatch, tmp_path, t
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pynwb" else real(name, *a))
     with pytest.raises(ConfigError, match=r'dataset=nwb needs the pynwb package: pip install "strf-runner\[nwb\]"'):
         convert([written.path])
+
+
+# ---------------------------------------------------------------------------------------------
+# sounds: checked against the presentations, scaled like sound files, and followed by the cache
+
+
+def noise(n: int, seed: int = 0, channels: int | None = None) -> np.ndarray:
+    shape = (n,) if channels is None else (n, channels)
+    return (0.25 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def test_the_cache_follows_every_sound_file_read_even_in_a_subfolder(tmp_path):
+    (tmp_path / "sounds").mkdir()
+    for i, name in enumerate("abc"):
+        soundfile.write(tmp_path / "sounds" / f"{name}.wav", noise(24000, i), 48000, subtype="PCM_16")
+    trials = [(start, stop, f"sounds/{name}.wav") for start, stop, name in GOOD_TRIALS]
+    path = bare_nwb(tmp_path / "s.nwb", trials=trials, templates=())
+    first = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    stamp = first.stat().st_mtime_ns
+    assert ensure_nwb(str(path), NWBOptions(), tmp_path / "cache") == first and first.stat().st_mtime_ns == stamp
+    soundfile.write(tmp_path / "sounds" / "c.wav", noise(24000, 7), 48000, subtype="PCM_16")
+    second = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    assert second != first
+    np.testing.assert_array_equal(read_dataset(second).stimuli[2].waveform,
+                                  soundfile.read(tmp_path / "sounds" / "c.wav", dtype="float32")[0])
+    sounds = json.loads(read_dataset(second).attrs["provenance"])["sounds"]
+    assert sounds["sounds/c.wav"]["from"] == str(tmp_path / "sounds" / "c.wav")
+    assert sounds["sounds/c.wav"]["sha256"] == file_sha256(tmp_path / "sounds" / "c.wav")
+
+
+@pytest.mark.parametrize("sound, message", [
+    (dict(data=np.zeros(0, dtype=np.float32)), r"/stimulus_templates/a: holds no samples \(data of shape \(0,\)\)"),
+    (dict(data=noise(2, channels=24000)), r"/stimulus_templates/a: data of shape \(2, 24000\): NWB stores time first, "
+                                          r"so that is 2 samples of 24000 channels; store the sound as \(samples, "
+                                          r"channels\), e.g. data.T"),
+    (dict(data=noise(24000), rate=48.0), r"/stimulus_templates/a: sampling rate 48 Hz is not a sound's \(1 kHz to "
+                                         r"10 MHz; NWB rates are in Hz; 48 looks like kHz: write 48000\)"),
+    (dict(data=noise(24000), rate=1e-3), r"/stimulus_templates/a: sampling rate 0.001 Hz is not a sound's"),
+    (dict(data=noise(24000), rate=0.0), r"/stimulus_templates/a: sampling rate 0.0 Hz; a sound needs a finite rate"),
+    (dict(data=noise(24000), rate=math.inf), r"/stimulus_templates/a: sampling rate inf Hz; a sound needs a finite"),
+    (dict(data=np.full(24000, np.nan, dtype=np.float32)), r"/stimulus_templates/a: holds NaN or infinite samples"),
+], ids=["empty", "stereo-as-2-samples", "rate-in-khz", "rate-1-mhz", "rate-0", "rate-inf", "nan-samples"])
+def test_a_template_that_does_not_fit_its_presentations_is_one_line_naming_it(tmp_path, sound, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pynwb's own about a rate of 0
+        path = bare_nwb(tmp_path / "bad.nwb", trials=GOOD_TRIALS, sounds={"a": sound})
+        with pytest.raises(DatasetError, match=f"^{path}: {message}") as err:
+            ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    assert "\n" not in str(err.value)
+
+
+def test_a_sound_longer_than_its_presentations_is_cut_with_a_warning_and_refused_past_twice(tmp_path):
+    path = bare_nwb(tmp_path / "long.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=noise(38400))})  # 0.8 s
+    with pytest.warns(StrfRunnerWarning, match=r"nwb: 1 of 3 sounds last longer than their presentations and are cut "
+                                               rf"at their end \(most: {path}: /stimulus_templates/a, 0.3 s cut\)"):
+        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    path = bare_nwb(tmp_path / "longer.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=noise(57600))})  # 1.2 s
+    with pytest.raises(DatasetError, match=rf"^{path}: /stimulus_templates/a: the sound of stimulus 'a' lasts 1.2 s "
+                                           r"\(57600 samples at 48000 Hz\), more than 2 times its presentations "
+                                           rf"\({path}: /intervals/trials row 0: 0.5 s\); check the sampling rate"):
+        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+
+
+def test_a_stereo_template_is_mixed_to_mono_with_a_warning(tmp_path):
+    stereo = noise(24000, channels=2)
+    path = bare_nwb(tmp_path / "s.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=stereo)})
+    with pytest.warns(StrfRunnerWarning, match=r"nwb: 1 of 3 sounds have several channels, mixed to mono by their "
+                                               rf"mean \(first: {path}: /stimulus_templates/a, 2 channels\)"):
+        out = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    np.testing.assert_allclose(read_dataset(out).stimuli[0].waveform, stereo.astype(np.float64).mean(axis=1), atol=1e-7)
+
+
+def test_duplicate_unit_ids_are_one_line_naming_the_units_table(tmp_path):
+    path = bare_nwb(tmp_path / "dup.nwb", trials=GOOD_TRIALS, unit_ids=(3, 5, 3))
+    with pytest.raises(DatasetError, match=rf"^{path}: /units has 2 units with the id 3; unit ids name the neurons"):
+        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("dtype, subtype", [(np.int16, "PCM_16"), (np.int32, "PCM_32"), (np.uint8, "PCM_U8")])
+def test_integer_pcm_templates_are_scaled_like_the_same_sound_in_a_wav_file(tmp_path, dtype, subtype):
+    info = np.iinfo(dtype)
+    pcm = np.random.default_rng(0).integers(info.min, info.max, 24000, endpoint=True).astype(dtype)
+    centre, full = (128, 128) if dtype == np.uint8 else (0, -int(info.min))
+    as_float = (pcm.astype(np.float64) - centre) / full
+    soundfile.write(tmp_path / "a.wav", as_float, 48000, subtype=subtype)
+    for name in "bc":
+        soundfile.write(tmp_path / f"{name}.wav", np.zeros(24000), 48000, subtype=subtype)
+    assert soundfile.info(tmp_path / "a.wav").subtype == subtype
+    path = bare_nwb(tmp_path / "s.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=pcm)})
+    template = convert([path], audio="template").stimuli[0].waveform
+    in_wav = convert([path], audio="wav", audio_dir=str(tmp_path)).stimuli[0].waveform
+    np.testing.assert_array_equal(template, in_wav)
+    np.testing.assert_array_equal(template, as_float.astype(np.float32))
+    # a series that says how to convert its integers to its unit is taken at its word
+    path = bare_nwb(tmp_path / "v.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=pcm, conversion=0.5)})
+    np.testing.assert_array_equal(convert([path]).stimuli[0].waveform, (pcm.astype(np.float64) * 0.5).astype(np.float32))
+
+
+@pytest.mark.parametrize("limit, message", [
+    ("512K", r"/stimulus_templates/a \(24000 samples x 1 channels\) would need 562 KiB of memory, more than the "
+             r"limit of 512 KiB \(STRF_RUNNER_MEMORY_LIMIT\)"),
+    ("32M", r"/intervals/trials row 0: stimulus 'a' \(20 s in 5 ms bins, 1 units x 1 repeats\) would need 114 MiB"),
+], ids=["template-read", "stimulus-arrays"])
+def test_arrays_the_file_sizes_are_refused_over_the_memory_limit_before_they_are_made(tmp_path, monkeypatch, limit,
+                                                                                       message):
+    monkeypatch.setenv("STRF_RUNNER_MEMORY_LIMIT", limit)
+    trials = [(0.5, 20.5, "a"), (21.0, 21.5, "b"), (22.0, 22.5, "c")] if limit == "32M" else GOOD_TRIALS
+    path = bare_nwb(tmp_path / "big.nwb", trials=trials)
+    with pytest.raises(MemoryLimitError, match=f"^{path}: {message}"):
+        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------------
