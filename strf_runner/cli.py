@@ -48,13 +48,15 @@ def _task(cfg: DictConfig) -> float:
     try:
         resolved = resolve_config(run_cfg)
         if sweep and run_cfg.reuse_finished:
+            from strf_runner.data.loading import dataset_identity
             from strf_runner.sweep import prepare_resume, reuse_finished
 
             roots = [run_cfg.sweep_root, hydra_cfg.sweep.dir]
+            data = dataset_identity(run_cfg.dataset)
             try:
-                summary = reuse_finished(resolved.hash, job_dir, roots)
-                interrupted = None if summary is not None else prepare_resume(resolved.hash, job_dir, roots)
-            except StrfRunnerError as err:  # this job's own dir, finished before, is unreadable now
+                summary = reuse_finished(resolved.hash, data, job_dir, roots)
+                interrupted = None if summary is not None else prepare_resume(resolved.hash, data, job_dir, roots)
+            except StrfRunnerError as err:  # this job's own dir, finished before, is unreadable or on other data
                 print(f"{PROG}: {label}: {err}; left as it is (strf-report lists it); the sweep goes on",
                       file=sys.stderr)
                 return math.nan
@@ -83,8 +85,8 @@ def _task(cfg: DictConfig) -> float:
         if resumable(job_dir) and "resume=true" not in message:
             message += f"; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}"
         if not sweep:
+            remove_if_empty(job_dir, Path(hydra_cfg.run.dir))
             if isinstance(err, (StrfRunnerError, OSError)):  # one line, before Hydra adds its own error report
-                remove_if_empty(job_dir)
                 print(f"{PROG}: error: {message}", file=sys.stderr)
                 sys.exit(2)
             raise
@@ -140,19 +142,22 @@ def hydra_records(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def remove_if_empty(job_dir: Path) -> None:
+def remove_if_empty(job_dir: Path, as_written: Path | None = None) -> None:
     """A run refused before it wrote anything leaves no folder: remove the empty one Hydra made for it,
-    and the folders above it that are now empty, up to the working directory (outputs/runs/<date>)."""
+    and the folders above it that are now empty, up to the working directory (outputs/runs/<date>).
+    ``as_written``: hydra.run.dir before Hydra normalised it, walked up as well (a refused
+    ``run_name=a/../b`` made the folder ``<time>_a`` on the way)."""
     cwd = Path.cwd().resolve()
-    folder = job_dir.resolve()
-    while folder != cwd:
-        try:
-            folder.rmdir()  # only ever removes an empty folder
-        except OSError:
-            return
-        if cwd not in folder.parents:
-            return
-        folder = folder.parent
+    for folder in (job_dir.resolve(), *([cwd / as_written] if as_written is not None else [])):
+        while folder != cwd and cwd in folder.parents:
+            if folder.name not in ("", ".", ".."):
+                try:
+                    folder.rmdir()  # only ever removes an empty folder
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    break
+            folder = folder.parent
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -183,6 +188,13 @@ if __name__ == "__main__":
     main()
 
 
+def given_path(text: str) -> Path:
+    """An argparse type: a path that is not empty (``Path("")`` would quietly mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (a variable that expanded to nothing?): give a folder")
+    return Path(text)
+
+
 def report_main(argv: list[str] | None = None) -> None:
     """Console entry point of ``strf-report``: aggregate finished sweeps (or any folders of runs)."""
     parser = argparse.ArgumentParser(
@@ -194,7 +206,7 @@ def report_main(argv: list[str] | None = None) -> None:
         "corrupt ones (a config.yaml, summary.json, failed.json or neurons.csv that cannot be read) with the reason.",
         epilog="Example: strf-report outputs/multirun/2026-11-28/14-03-11 --baseline frontend=native",
     )
-    parser.add_argument("dirs", nargs="+", type=Path, help="sweep dirs, folders of sweeps, or run dirs")
+    parser.add_argument("dirs", nargs="+", type=given_path, help="sweep dirs, folders of sweeps, or run dirs")
     parser.add_argument("--baseline", default="frontend=native", help="KEY=VALUE naming the baseline arm "
                         "(default frontend=native; each arm is compared with the arm equal to it but for this)")
     parser.add_argument("--neurons", help="score every arm on a named neuron selection only (e.g. valid73 on NS1: "
@@ -247,7 +259,7 @@ def analyze_main(argv: list[str] | None = None) -> None:
         "neurons; the numbers behind each figure as CSV.",
         epilog="Example: strf-analyze outputs/runs/2026-11-28/14-03-11_leaf-linear-synth-s0 --stimulus 17",
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="finished run dirs")
+    parser.add_argument("runs", nargs="+", type=given_path, help="finished run dirs")
     parser.add_argument("--stimulus", type=int, help="dataset index of the stimulus to show (default: first test one)")
     parser.add_argument("--wav", type=int, default=3, help="receptive fields written as WAV (best neurons; default 3)")
     args = parser.parse_args(argv)

@@ -420,6 +420,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),
         (cfg.analysis in ("none", "full"), "analysis", cfg.analysis, "must be 'none' or 'full'"),
+        (_plain_name(cfg.run_name), "run_name", cfg.run_name,
+         "must be a plain folder name: no '/' or '\\', not empty, '.' or '..' (it names the run dir inside outputs/)"),
     ]
     if cfg.logger.mlflow is not None:
         checks.append((cfg.logger.mlflow.timeout_s >= 1, "logger.mlflow.timeout_s", cfg.logger.mlflow.timeout_s,
@@ -480,6 +482,11 @@ def epoch_budget(cfg: RunConfig) -> tuple[int, int]:
     m, t = cfg.model, cfg.trainer
     return (m.max_epochs if m.max_epochs is not None else t.max_epochs,
             m.patience if m.patience is not None else t.patience)
+
+
+def _plain_name(name: str) -> bool:
+    """A name that stays one folder where it is put: no path separator, not empty, '.' or '..'."""
+    return name.strip() not in ("", ".", "..") and not any(sep in name for sep in ("/", "\\", "\0"))
 
 
 def _device_kind(device: str) -> str:

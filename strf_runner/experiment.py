@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,14 +26,15 @@ from strf_runner.config import ResolvedConfig, RunConfig, epoch_budget, learning
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import NeuralDataset
 from strf_runner.data.loading import load_data
-from strf_runner.data.schema import DatasetContent, file_sha256
-from strf_runner.errors import ConfigError, ResultsError, TrainingError
+from strf_runner.data.digest import DataIdentity, data_identity, recorded_digest
+from strf_runner.data.schema import DatasetContent
+from strf_runner.errors import ConfigError, ResultsError, StrfRunnerWarning, TrainingError
 from strf_runner.frontends.registry import frontend_class
 from strf_runner.identity import config_hash, differing_keys, flatten, volatile
 from strf_runner.models.encoding import EncodingModel, build_model, model_info
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.load import load_run
-from strf_runner.results.rundir import FAILED_STATE, HISTORY, LAST_STATE, NEURONS, SUMMARY, TRACKING, RunDir
+from strf_runner.results.rundir import DATA, FAILED_STATE, HISTORY, LAST_STATE, NEURONS, SUMMARY, TRACKING, RunDir
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.checkpoint import save_checkpoint
 from strf_runner.training.device import resolve_device
@@ -142,9 +144,10 @@ def make_fitter(cfg: RunConfig, model: EncodingModel, run: RunDir | None = None,
     )
 
 
-def resume_state(resolved: ResolvedConfig, run: RunDir) -> FitState | None:
+def resume_state(resolved: ResolvedConfig, run: RunDir, data: DataIdentity) -> FitState | None:
     """The state to continue from when ``resume=true``: ``last.pt`` of this run dir, whose config
-    must hash like the current one (ResultsError otherwise); None when not resuming."""
+    must hash like the current one and whose data.json must name ``data`` (ResultsError otherwise; a
+    warning where an older run recorded no data); None when not resuming."""
     if not resolved.cfg.resume:
         return None
     previous = run.saved_config()
@@ -153,6 +156,15 @@ def resume_state(resolved: ResolvedConfig, run: RunDir) -> FitState | None:
     if config_hash(previous) != resolved.hash:
         keys = differing_keys(previous, resolved.tree, ignore=volatile)
         raise ResultsError(f"resume=true but the config differs from the interrupted run's in {keys}")
+    recorded = run.data_record()
+    if recorded is None:
+        warnings.warn(f"resume=true: {run.path} records no {DATA} (a run from before data digests), so whether "
+                      f"its data equal {data.path} cannot be checked", StrfRunnerWarning, stacklevel=2)
+    elif not data.matches(recorded):
+        raise ResultsError(
+            f"resume=true but the interrupted run in {run.path} trained on other data (content digest "
+            f"{recorded_digest(recorded)}, now {data.short} in {data.path}): start a new run instead"
+        )
     return FitState.load(run.last_state)
 
 
@@ -192,16 +204,17 @@ def run_experiment(
     loaders = make_loaders(cfg, sets, model, device)
     trackers = build_trackers(cfg.logger)
     fitter = make_fitter(cfg, model, run, monitor=checks.monitor, on_epoch_end=tracked(trackers, on_epoch_end))
-    sha256 = file_sha256(path)
+    data = data_identity(path)
 
     with run.owned(resume=cfg.resume), trackers.recording_failures():
-        state = resume_state(resolved, run)
+        state = resume_state(resolved, run, data)
         # the fitter advances the state it resumes from: what the summary reports is taken now
         resumed = None if state is None else (state.epoch, state.wall_time_s)
-        run.start(resolved.yaml, info, records)
+        run.start(resolved.yaml, info, data.record(), records)
         start_trackers(trackers, run, resolved, group, resumed=state is not None, tags={
             "config_hash": resolved.hash, "seed": str(cfg.seed), "data_seed": str(cfg.data_seed),
-            "dataset": content.name, "dataset_sha256": sha256, "device": str(device), **versions(),
+            "dataset": content.name, "dataset_sha256": data.file_sha256,
+            "dataset_content_sha256": data.content_sha256, "device": str(device), **versions(),
         })
         try:
             fit = fitter.fit(loaders["train"], loaders["val"], resume=state)
@@ -243,8 +256,7 @@ def run_experiment(
             "dataset": {
                 "config": cfg.dataset.name,
                 "name": content.name,
-                "path": str(path.resolve()),
-                "sha256": sha256,
+                **data.record(),
                 "native_source": content.attrs.get("native_source"),
                 **({"provenance": json.loads(content.attrs["provenance"])} if "provenance" in content.attrs else {}),
                 "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),

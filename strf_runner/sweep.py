@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import shutil
 import traceback
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -24,12 +25,13 @@ from rich.console import Console
 
 from strf_runner.analysis.sweep_figure import sweep_figures
 from strf_runner.atomic import atomic_path
-from strf_runner.errors import ResultsError
+from strf_runner.data.digest import DataIdentity, recorded_digest
+from strf_runner.errors import ResultsError, StrfRunnerWarning
 from strf_runner.results.aggregate import Aggregate, aggregate
 from strf_runner.results.collect import (
     collect_runs,
-    find_finished,
-    find_interrupted,
+    finished_with_hash,
+    interrupted_with_hash,
     is_run_dir,
     read_run,
 )
@@ -39,40 +41,67 @@ from strf_runner.tracking.base import Group, group_name
 from strf_runner.tracking.replay import log_sweep, sweep_scalars
 
 
-def reuse_finished(wanted: str, job_dir: str | Path, roots: list[str | Path]) -> dict[str, Any] | None:
-    """If a finished run under ``roots`` has the config hash ``wanted`` (``ResolvedConfig.hash``), copy
-    it into ``job_dir`` and return its summary (with ``reused_from`` added); else None."""
+def reuse_finished(wanted: str, data: DataIdentity, job_dir: str | Path, roots: list[str | Path]
+                   ) -> dict[str, Any] | None:
+    """If a finished run under ``roots`` has the config hash ``wanted`` (``ResolvedConfig.hash``) and
+    trained on ``data``, copy it into ``job_dir`` and return its summary (with ``reused_from`` added);
+    else None. A run with that hash but other data is never reused (a warning names the first one);
+    ResultsError if ``job_dir`` itself holds one, as a finished run is never overwritten."""
     job_dir = Path(job_dir).resolve()
     if RunDir(job_dir).finished:  # the same sweep dir run again: this job is done already
-        return dict(read_run(job_dir).summary, reused_from=str(job_dir))
-    found = _search(roots, find_finished, wanted, job_dir)
-    if found is None:
-        return None
-    summary = dict(read_run(found).summary, reused_from=str(found.resolve()))
-    _copy_into(job_dir, found, RESULT_FILES, summary=summary)
-    return summary
-
-
-def prepare_resume(wanted: str, job_dir: str | Path, roots: list[str | Path]) -> Path | None:
-    """If an interrupted run with the config hash ``wanted`` (and a saved training state) exists under
-    ``roots``, copy its state, best weights and config into ``job_dir`` and return where it came
-    from: the job then continues with resume=true instead of starting over. None otherwise."""
-    job_dir = Path(job_dir).resolve()
-    found = _search(roots, find_interrupted, wanted)
-    if found is not None and found.resolve() != job_dir:
-        _copy_into(job_dir, found, (LAST_STATE, TRACKING, *RESULT_FILES))
-    return found
-
-
-def _search(
-    roots: list[str | Path], finder: Callable[[str | Path, str], Path | None], wanted: str, skip: Path | None = None
-) -> Path | None:
-    """The first run ``finder`` finds under ``roots`` (in order) for hash ``wanted``, other than ``skip``."""
+        summary = read_run(job_dir).summary
+        if not data.matches(summary.get("dataset")):
+            raise ResultsError(
+                f"{job_dir} holds a finished run of this config {_trained_on(summary.get('dataset'), data)}: run "
+                "the sweep into a new hydra.sweep.dir to train on the current data"
+            )
+        return dict(summary, reused_from=str(job_dir))
+    other = None
     for root in roots:
-        found = finder(root, wanted)
-        if found is not None and (skip is None or found.resolve() != skip):
-            return found
+        for found, summary in finished_with_hash(root, wanted):
+            if found.resolve() == job_dir:
+                continue
+            if data.matches(summary.get("dataset")):
+                summary = dict(summary, reused_from=str(found.resolve()))
+                _copy_into(job_dir, found, RESULT_FILES, summary=summary)
+                return summary
+            other = other or (found, summary.get("dataset"))
+    if other is not None:
+        warnings.warn(f"not reusing {other[0]}: it has this config but {_trained_on(other[1], data)}; training "
+                      "again", StrfRunnerWarning, stacklevel=2)
     return None
+
+
+def prepare_resume(wanted: str, data: DataIdentity, job_dir: str | Path, roots: list[str | Path]) -> Path | None:
+    """If an interrupted run with the config hash ``wanted`` (and a saved training state) on ``data``
+    exists under ``roots``, copy its state, best weights and config into ``job_dir`` and return where it
+    came from: the job then continues with resume=true instead of starting over. None otherwise (a
+    warning names the first such run on other data, which is left as it is)."""
+    job_dir = Path(job_dir).resolve()
+    other = None
+    for root in roots:
+        for found in interrupted_with_hash(root, wanted):
+            try:
+                recorded = RunDir(found).data_record()
+            except ResultsError:
+                recorded = None
+            if not data.matches(recorded):
+                other = other or (found, recorded)
+                continue
+            if found.resolve() != job_dir:
+                _copy_into(job_dir, found, (LAST_STATE, TRACKING, *RESULT_FILES))
+            return found
+    if other is not None:
+        warnings.warn(f"not resuming {other[0]}: it has this config but {_trained_on(other[1], data)}; training "
+                      "from the start", StrfRunnerWarning, stacklevel=2)
+    return None
+
+
+def _trained_on(recorded: dict[str, Any] | None, data: DataIdentity) -> str:
+    """'trained on other data (content digest 1a2b3c4d, now 5e6f7a8b in /data/x.h5)'."""
+    then = recorded_digest(recorded)
+    return (f"trained on other data (content digest {then}, now {data.short} in {data.path})" if then is not None
+            else f"records no data digest (from an older strf-runner), so it may not be {data.path}")
 
 
 def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...], summary: dict[str, Any] | None = None) -> None:

@@ -421,3 +421,80 @@ def test_a_run_writes_its_hydra_record_itself(tmp_path, cache):
     record = tmp_path / "run" / ".hydra"
     assert {p.name for p in record.iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
     assert "trainer.max_epochs=1" in (record / "overrides.yaml").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 28: the smaller cases (7, 12 and the empty run dir of case 4)
+
+
+def test_a_run_name_with_a_path_separator_is_refused_and_leaves_nothing(tmp_path, cache):
+    line = one_error_line(strf_run(TINY_ARGS + ["run_name=../../x"], cache, tmp_path))
+    assert "run_name='../../x' must be a plain folder name" in line
+    assert not (tmp_path / "outputs").exists()  # not even the "<time>_.." folder Hydra made on the way
+
+
+def test_a_run_that_fails_with_a_non_project_error_leaves_no_empty_run_dir(tmp_path, monkeypatch):
+    from strf_runner import cli
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug deep inside")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("strf_runner.experiment.run_experiment", boom)
+    monkeypatch.setattr("sys.argv", ["strf-run", *TINY_ARGS])
+    with pytest.raises(RuntimeError, match="a bug deep inside"):
+        cli.main()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_strf_report_does_not_loop_on_links_back_up_the_tree(tmp_path):
+    from tests.helpers import fake_scores, run_config, write_fake_run
+
+    write_fake_run(tmp_path / "sweep" / "0_leaf", run_config("leaf", 0), fake_scores("leaf", 0))
+    (tmp_path / "sweep" / "here").symlink_to(".")
+    (tmp_path / "sweep" / "again").symlink_to(".")
+    (tmp_path / "sweep" / "0_leaf_link").symlink_to("0_leaf")
+    proc = subprocess.run([*report_cmd(), str(tmp_path / "sweep"), "--out", str(tmp_path / "agg")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(tmp_path / "agg" / "runs.csv")
+    assert len(runs) == 1
+
+
+def report_cmd() -> list[str]:
+    """strf-report after strf_cmd()'s interpreter (or as the installed script)."""
+    import shutil
+    import sys
+
+    exe = shutil.which("strf-report")
+    return [exe] if exe else [sys.executable, "-c", "from strf_runner.cli import report_main; report_main()"]
+
+
+def test_strf_report_refuses_an_empty_path(tmp_path, monkeypatch, capsys):
+    from strf_runner.cli import report_main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        report_main([""])
+    assert exit_.value.code == 2
+    assert "an empty path" in capsys.readouterr().err
+    assert not (tmp_path / "aggregate").exists()
+
+
+def test_a_neurons_csv_missing_a_row_is_corrupt(tmp_path):
+    from strf_runner.results.collect import collect_runs
+    from tests.helpers import FAKE_NEURON_IDS, fake_scores, run_config, write_fake_run
+
+    run = write_fake_run(tmp_path / "0_leaf", run_config("leaf", 0), fake_scores("leaf", 0))
+    (run / "model.json").write_text(json.dumps({"neuron_ids": FAKE_NEURON_IDS}))
+    rows = (run / "neurons.csv").read_text().splitlines()
+    (run / "neurons.csv").write_text("\n".join(rows[:4] + rows[5:]) + "\n")  # unit03 lost
+    [record] = collect_runs([tmp_path])
+    assert record.status == "corrupt"
+    assert "lacks 1 of the run's 12 neurons (e.g. unit03)" in record.error and "neurons.csv" in record.error
+
+    (run / "model.json").unlink()  # a hand-made run dir: the summary's count is what is checked
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "test_n_neurons": 12}))
+    [record] = collect_runs([tmp_path])
+    assert record.status == "corrupt" and "has 11 neurons where summary.json says the run tested 12" in record.error

@@ -20,10 +20,10 @@ START, END = "<!-- layers:start (python tests/test_layers.py --write) -->", "<!-
 LAYERS: list[list[tuple[str, str]]] = [
     [("errors", "the exceptions a user can cause (one-line messages) and the warning category"),
      ("atomic", "atomic file writes (temp file + rename), PNG saving"),
-     ("memory", "the memory limit one input may ask for (`STRF_RUNNER_MEMORY_LIMIT`), checked before allocating"),
      ("identity", "a run config's identity: its hash, and where two configs differ"),
      ("stream", "the chunk-context helper behind every module's `stream(x, state)`")],
     [("registry", "name -> class registries that find their modules by scanning a package"),
+     ("memory", "the memory limit one input may ask for (`STRF_RUNNER_MEMORY_LIMIT`), checked before allocating"),
      ("config", "structured-config dataclasses (the schema of every YAML group), validation, `resolve_config`"),
      ("metrics", "cc_norm and friends (Schoppe et al. 2016), losses")],
     [("data", "HDF5 schema and validation, dataset sources by config name (`sources.py`), NS1 reader and "

@@ -71,6 +71,7 @@ def test_sigterm_then_resume_from_the_command_line(tmp_path):
 
 def test_a_sweep_job_continues_an_interrupted_run_with_its_config(tmp_path):
     from strf_runner.config import resolve_config
+    from strf_runner.data.digest import data_identity
     from strf_runner.sweep import prepare_resume
 
     cfg = tiny_config(tmp_path, max_epochs=5)
@@ -79,8 +80,9 @@ def test_a_sweep_job_continues_an_interrupted_run_with_its_config(tmp_path):
         run_experiment(cfg, old, on_epoch_end=interrupt_after(2))
     whole = run_experiment(tiny_config(tmp_path, max_epochs=5), tmp_path / "whole")
     new = tmp_path / "sweeps" / "new" / "0_job"
-    assert prepare_resume(resolve_config(tiny_config(tmp_path, max_epochs=4)).hash, new, [tmp_path / "sweeps"]) is None  # other config
-    assert prepare_resume(resolve_config(cfg).hash, new, [tmp_path / "sweeps"]) == old
+    data = data_identity(json.loads((old / "data.json").read_text())["path"])
+    assert prepare_resume(resolve_config(tiny_config(tmp_path, max_epochs=4)).hash, data, new, [tmp_path / "sweeps"]) is None  # other config
+    assert prepare_resume(resolve_config(cfg).hash, data, new, [tmp_path / "sweeps"]) == old
     assert FitState.load(new / "last.pt").epoch == 2
     cfg.resume = True
     pd.testing.assert_frame_equal(run_experiment(cfg, new).neurons, whole.neurons)

@@ -6,11 +6,14 @@ source's business (``sources.py``).
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from strf_runner.data.digest import DataIdentity, data_identity
 from strf_runner.data.dataset import NeuralDataset, split_datasets
-from strf_runner.data.schema import DatasetContent, read_dataset
+from strf_runner.data.schema import VIEWS, DatasetContent, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.sources import get_source
 from strf_runner.errors import DatasetError
@@ -31,16 +34,40 @@ def stimulus_splits(dataset: Any) -> dict[str, list[int] | None]:
     return splits
 
 
-def load_data(dataset: Any, view: str) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
-    """The dataset file, its content in ``view`` (cut to the selected neurons) and the train / val /
-    test sets. A damaged cache file is named with the advice to delete it."""
+def dataset_identity(dataset: Any) -> DataIdentity:
+    """The identity of the data a dataset config names (its file made, fetched or converted first if
+    needed): what sweep reuse and resume compare before training."""
     path = dataset_path(dataset)
+    with _named_cache(dataset, path):
+        return data_identity(path)
+
+
+@contextmanager
+def _named_cache(dataset: Any, path: Path) -> Iterator[None]:
+    """A DatasetError from a cache file strf-runner made gets the advice to delete it."""
     try:
-        content = read_dataset(path, views=(view,))
+        yield
     except DatasetError as err:
         if get_source(dataset.source).cached:
             raise DatasetError(f"{err} (a cached file: delete {path} and it is made again)") from err
         raise
+
+
+def _only_view(content: DatasetContent, view: str) -> DatasetContent:
+    """``content`` without the views other than ``view`` (their memory freed once nothing else holds them)."""
+    dropped = {v: None for v in VIEWS if v != view}
+    return dataclasses.replace(content, stimuli=[dataclasses.replace(s, **dropped) for s in content.stimuli])
+
+
+def load_data(dataset: Any, view: str) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
+    """The dataset file, its content (cut to the selected neurons) and the train / val / test sets in
+    ``view``. The whole file is read once, so its ``data_identity`` is known afterwards without another
+    read. A damaged cache file is named with the advice to delete it."""
+    path = dataset_path(dataset)
+    with _named_cache(dataset, path):
+        content = read_dataset(path)
+        data_identity(path, content)
+    content = _only_view(content, view)
     neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, dataset.neurons)
     if neurons != list(range(len(content.neuron_ids))):
         content = subset_neurons(content, neurons)

@@ -12,14 +12,16 @@ with its baseline arm: the arm equal to it except for matching the baseline sele
 
 from __future__ import annotations
 
+import hashlib
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from strf_runner.errors import ResultsError
+from strf_runner.errors import ResultsError, StrfRunnerWarning
 from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, volatile
 from strf_runner.results.collect import RunRecord
 from strf_runner.data.selection import select_neuron_indices
@@ -29,6 +31,8 @@ from strf_runner.results.stats import paired_comparison, summarise_scores
 NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
 SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "dataset"}
 NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
+# not config keys: what the runs trained and were scored on, in an arm's label only where runs differ in it
+DATA_KEY, NEURONS_KEY = "data", "neurons"
 
 
 @dataclass
@@ -104,8 +108,8 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         raise ResultsError("no run directories found (a run dir holds the config.yaml every run writes first)")
     datasets = DatasetCache()
     keep = None if neurons is None else _selected_ids(runs, neurons, datasets)
-    keys = label_keys([r.config for r in runs if r.config])
-    labels = arm_labels([r.config for r in runs], keys)
+    configs, keys = _arm_configs(runs)
+    labels = arm_labels(configs, keys)
     order = [label for label in dict.fromkeys(labels) if label is not None]
     run_rows = [_run_row(r, label) for r, label in zip(runs, labels)]
 
@@ -123,7 +127,7 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         arm_rows.append({**_arm_row(arm, members, finished, scores, keys, keep), **_ensemble_columns(ensemble)})
 
     base_key, base_value = parse_selector(baseline)
-    baselines = _baselines(runs, labels, keys, base_key, base_value)
+    baselines = _baselines(configs, labels, keys, base_key, base_value)
     comparisons = []
     for arm, base in baselines.items():
         if arm == base or arm not in per_neuron_cols or base not in per_neuron_cols:
@@ -147,6 +151,48 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         label_keys=keys,
         neurons=neurons,
     )
+
+
+def _arm_configs(runs: list[RunRecord]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each run's config as arms see it, and the label keys. Runs that trained on different data (the
+    ``data`` each records) or scored different neuron sets are never pooled: where the runs differ in
+    these, ``data=<digest>`` and then ``neurons=<count>:<digest>`` join the configs and the label keys,
+    and a warning says so. A run that records no data (it failed before starting, or predates data
+    digests) carries no data key."""
+    configs = [dict(r.config) for r in runs]
+    digests = [r.data() if c else None for r, c in zip(runs, configs)]
+    if len({d for d in digests if d is not None}) > 1:
+        for c, d in zip(configs, digests):
+            if d is not None:
+                c[DATA_KEY] = d
+        warnings.warn(f"the runs trained on {len({d for d in digests if d is not None})} different datasets "
+                      f"({', '.join(sorted({d for d in digests if d is not None}))}): their arms are told apart by "
+                      "data=<content digest>, and only arms on the same data are compared", StrfRunnerWarning,
+                      stacklevel=3)
+    keys = label_keys([c for c in configs if c])
+    keys += [DATA_KEY] if any(DATA_KEY in c for c in configs) and DATA_KEY not in keys else []
+    sets = [_neuron_set(r) for r in runs]
+    mixed: dict[str | None, set[str]] = {}
+    for label, found in zip(arm_labels(configs, keys), sets):
+        if label is not None and found is not None:
+            mixed.setdefault(label, set()).add(found)
+    if any(len(v) > 1 for v in mixed.values()):
+        for c, found in zip(configs, sets):
+            if found is not None:
+                c[NEURONS_KEY] = found
+        warnings.warn(f"runs of one arm scored different neuron sets ({', '.join(sorted(set().union(*mixed.values())))}"
+                      "): their arms are told apart by neurons=<count>:<digest of the ids>", StrfRunnerWarning,
+                      stacklevel=3)
+        keys.append(NEURONS_KEY)
+    return configs, keys
+
+
+def _neuron_set(r: RunRecord) -> str | None:
+    """'12:3fa2c1' for a finished run's neuron ids (count, then a digest of the sorted ids); None otherwise."""
+    if r.status != "finished":
+        return None
+    ids = sorted(r.neurons()["id"].astype(str))
+    return f"{len(ids)}:{hashlib.sha256(chr(10).join(ids).encode()).hexdigest()[:6]}"
 
 
 def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
@@ -237,15 +283,15 @@ def _ensemble_columns(ensemble: Ensemble) -> dict[str, Any]:
 
 
 def _baselines(
-    runs: list[RunRecord], labels: list[str | None], keys: list[str], base_key: str, base_value: str
+    configs: list[dict[str, Any]], labels: list[str | None], keys: list[str], base_key: str, base_value: str
 ) -> dict[str, str]:
     """arm -> the arm with the same label values except ``base_key`` = base_value (if it exists)."""
     by_values: dict[tuple, str] = {}
     values_of: dict[str, dict[str, str]] = {}
-    for r, label in zip(runs, labels):
+    for config, label in zip(configs, labels):
         if label is None:
             continue
-        values = {k: _value(r.config.get(k)) for k in keys}
+        values = {k: _value(config.get(k)) for k in keys}
         values_of[label] = values
         by_values[tuple(sorted(values.items()))] = label
     out = {}

@@ -19,9 +19,10 @@ import pandas as pd
 import yaml
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from strf_runner.data.digest import recorded_digest
 from strf_runner.errors import ResultsError
 from strf_runner.identity import config_hash, flatten
-from strf_runner.results.rundir import CONFIG, FAILED, LAST_STATE, NEURONS, SLURM, SUMMARY
+from strf_runner.results.rundir import CONFIG, FAILED, LAST_STATE, MODEL_INFO, NEURONS, SLURM, SUMMARY, RunDir
 
 @dataclass
 class RunRecord:
@@ -38,11 +39,25 @@ class RunRecord:
     def seed(self) -> Any:
         return self.config.get("seed")
 
+    def data(self) -> str | None:
+        """The data the run trained on, as a report labels it (``recorded_digest``): from its summary
+        when finished, else from data.json; None where neither says."""
+        if self.status == "finished":
+            return recorded_digest(self.summary.get("dataset"))
+        try:
+            return recorded_digest(RunDir(self.path).data_record())
+        except ResultsError:
+            return None
+
     def neurons(self) -> pd.DataFrame:
         """The run's per-neuron table (finished runs only), read once; ResultsError naming the file if
-        it cannot be read or is not one row per neuron with an id, a numeric cc_norm and a true/false valid."""
+        it cannot be read or is not one row per neuron with an id, a numeric cc_norm and a true/false
+        valid, or if its ids are not the neurons the run fitted (model.json's neuron_ids; without one,
+        as many as summary.json's test_n_neurons)."""
         if self._neurons is None:
-            self._neurons = _read_neurons(self.path / NEURONS)
+            table = _read_neurons(self.path / NEURONS)
+            _check_neuron_set(table, self.path, self.summary)
+            self._neurons = table
         return self._neurons
 
 
@@ -68,6 +83,32 @@ def _read_neurons(path: Path) -> pd.DataFrame:
     raise ResultsError(f"{path} {problem}")
 
 
+def _check_neuron_set(table: pd.DataFrame, run: Path, summary: dict[str, Any]) -> None:
+    """ResultsError naming neurons.csv if its rows are not the run's neurons (a row lost or added)."""
+    ids = set(table["id"])
+    fitted = _fitted_ids(run / MODEL_INFO)
+    if fitted is not None and ids != set(fitted):
+        missing, extra = sorted(set(fitted) - ids), sorted(ids - set(fitted))
+        parts = ([f"lacks {len(missing)} of the run's {len(fitted)} neurons (e.g. {missing[0]})"] if missing else []) + (
+            [f"has {len(extra)} neurons the run did not fit (e.g. {extra[0]})"] if extra else [])
+        raise ResultsError(f"{run / NEURONS} {' and '.join(parts)} ({MODEL_INFO} lists the run's neurons)")
+    expected = summary.get("test_n_neurons")
+    if fitted is None and isinstance(expected, int) and len(ids) != expected:
+        raise ResultsError(f"{run / NEURONS} has {len(ids)} neurons where {SUMMARY} says the run tested {expected}")
+
+
+def _fitted_ids(model_json: Path) -> list[str] | None:
+    """model.json's neuron_ids as strings; None where there is no model.json (a hand-made run dir: the
+    summary's count is checked instead); ResultsError naming the file if it cannot be read."""
+    if not model_json.is_file():
+        return None
+    info = _read_json(model_json)
+    ids = info.get("neuron_ids")
+    if not isinstance(ids, list):
+        raise ResultsError(f"{model_json} has no neuron_ids list")
+    return [str(i) for i in ids]
+
+
 def _one_line(err: BaseException) -> str:
     """An exception's message on one line (YAML and pandas spread theirs over several)."""
     if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark is not None:
@@ -82,16 +123,25 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def find_run_dirs(root: str | Path) -> Iterator[Path]:
-    """Every run directory at or below ``root`` (hidden folders such as .hydra, .submitit skipped)."""
+    """Every run directory at or below ``root`` (hidden folders such as .hydra, .submitit skipped).
+    Links to folders are followed, each real folder visited once: a link back up the tree is no loop."""
     root = Path(root)
-    if is_run_dir(root):
-        yield root
-        return
-    if not root.is_dir():
+    if not is_run_dir(root) and not root.is_dir():
         raise ResultsError(f"{root} is not a directory")
-    children = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    yield from _run_dirs_below(root, set())
+
+
+def _run_dirs_below(folder: Path, seen: set[Path]) -> Iterator[Path]:
+    real = folder.resolve()
+    if real in seen:
+        return
+    seen.add(real)
+    if is_run_dir(folder):
+        yield folder
+        return
+    children = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     for child in sorted(children, key=_natural_key):  # 2_x before 10_x: Hydra's job order
-        yield from find_run_dirs(child)
+        yield from _run_dirs_below(child, seen)
 
 
 def _natural_key(path: Path) -> list:
@@ -154,30 +204,30 @@ def _visible(root: str | Path, name: str) -> Iterator[Path]:
             yield path
 
 
-def find_finished(root: str | Path, wanted_hash: str) -> Path | None:
-    """A finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, if any."""
+def finished_with_hash(root: str | Path, wanted_hash: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, with that
+    summary (unreadable summaries skipped)."""
     for summary in _visible(root, SUMMARY):
         try:
-            if _read_json(summary).get("config_hash") == wanted_hash:
-                return summary.parent
+            record = _read_json(summary)
         except ResultsError:
             continue
-    return None
+        if record.get("config_hash") == wanted_hash:
+            yield summary.parent, record
 
 
-def find_interrupted(root: str | Path, wanted_hash: str, state: str = LAST_STATE) -> Path | None:
-    """An unfinished run below ``root`` with a saved training state whose config.yaml hashes to
-    ``wanted_hash`` (so it can be resumed), if any."""
+def interrupted_with_hash(root: str | Path, wanted_hash: str, state: str = LAST_STATE) -> Iterator[Path]:
+    """Each unfinished run below ``root`` with a saved training state whose config.yaml hashes to
+    ``wanted_hash`` (so it can be resumed)."""
     for config in _visible(root, CONFIG):
         run = config.parent
         if (run / SUMMARY).exists() or not (run / state).is_file():
             continue
         try:
             if config_hash(_read_config(config)) == wanted_hash:
-                return run
+                yield run
         except ResultsError:
             continue
-    return None
 
 
 def _read_text(path: Path) -> str:

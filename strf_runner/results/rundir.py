@@ -8,6 +8,8 @@ and write a run directory only through the names and methods here. Layout, in th
 ``.hydra/``              Hydra's record of the command (CLI runs only)
 ``config.yaml``          the resolved config, written first: a folder with one is a run directory
 ``model.json``           every constructor argument of the model plus what feeding it needs
+``data.json``            the data it trains on: the dataset file, its SHA-256 and its content digest
+                         (``data.digest``), compared by sweep reuse, resume and reports
 ``last.pt``              the whole training state after the latest epoch (what ``resume=true`` continues)
 ``best.pt``              the best-validation weights
 ``neurons.csv``          per-neuron test scores
@@ -58,6 +60,7 @@ LOCK = "run.lock"
 HYDRA_RECORD = ".hydra"
 CONFIG = "config.yaml"
 MODEL_INFO = "model.json"
+DATA = "data.json"
 LAST_STATE = "last.pt"
 CHECKPOINT = "best.pt"
 NEURONS = "neurons.csv"
@@ -71,7 +74,7 @@ SLURM = "slurm.json"
 ANALYSIS = "analysis"
 ANALYSIS_INDEX = "index.json"  # inside ANALYSIS
 # what a finished run's results are: copied when a sweep reuses a finished run (summary.json after them)
-RESULT_FILES = (CONFIG, MODEL_INFO, CHECKPOINT, NEURONS, TEST_PREDICTIONS, HISTORY)
+RESULT_FILES = (CONFIG, MODEL_INFO, DATA, CHECKPOINT, NEURONS, TEST_PREDICTIONS, HISTORY)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -235,14 +238,31 @@ class RunDir:
         self._refuse_finished()
         return self.write_json(SUMMARY, summary)
 
-    def start(self, config_yaml: str, model_info: dict[str, Any], records: dict[str, str] | None = None) -> None:
+    def start(self, config_yaml: str, model_info: dict[str, Any], data: dict[str, Any],
+              records: dict[str, str] | None = None) -> None:
         """A run's first writes, once it owns the folder: ``records`` (relative name -> text, the CLI's
-        Hydra record), config.yaml and model.json; a failed.json of an earlier attempt is removed."""
+        Hydra record), config.yaml, model.json and data.json (``DataIdentity.record()``); a failed.json
+        of an earlier attempt is removed."""
         for name, text in (records or {}).items():
             self.write_text(name, text)
         self.write_text(CONFIG, config_yaml)
         (self.path / FAILED).unlink(missing_ok=True)
         self.write_json(MODEL_INFO, model_info)
+        self.write_json(DATA, data)
+
+    def data_record(self) -> dict[str, Any] | None:
+        """data.json: the data this folder's run trained on; None for a run from before it was written.
+        ResultsError naming the file if it cannot be read."""
+        path = self.path / DATA
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ResultsError(f"cannot read {path}: {' '.join(str(err).split())}") from err
+        if not isinstance(record, dict):
+            raise ResultsError(f"{path} is not a JSON object")
+        return record
 
     def saved_config(self) -> dict[str, Any] | None:
         """The resolved config this folder's run wrote (config.yaml as a dict), None if it has none."""

@@ -14,7 +14,7 @@ from strf_runner.cli import report_main
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate, label_keys
 from strf_runner.identity import config_hash
-from strf_runner.results.collect import RunRecord, collect_runs, find_finished, read_run
+from strf_runner.results.collect import RunRecord, collect_runs, finished_with_hash, read_run
 from tests.helpers import fake_scores, run_config, write_fake_run
 
 
@@ -118,11 +118,11 @@ def test_config_hash_ignores_where_a_run_ran_but_not_what_it_computed():
     assert config_hash(a) == config_hash(a | {"trainer": a["trainer"] | {"grad_clip": None}})  # a new null key
 
 
-def test_find_finished_by_hash(sweep):
+def test_finished_with_hash(sweep):
     target = run_config("mel", 1)
-    found = find_finished(sweep.parent, config_hash(target))
-    assert found is not None and read_run(found).config["seed"] == 1
-    assert find_finished(sweep, config_hash(run_config("leaf", 3))) is None  # unfinished: not reusable
+    found = [path for path, _ in finished_with_hash(sweep.parent, config_hash(target))]
+    assert len(found) == 1 and read_run(found[0]).config["seed"] == 1
+    assert list(finished_with_hash(sweep, config_hash(run_config("leaf", 3)))) == []  # unfinished: not reusable
 
 
 def test_report_files_and_cli(sweep, tmp_path, capsys):

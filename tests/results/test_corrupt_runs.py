@@ -12,9 +12,12 @@ from strf_runner.cli import report_main
 from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate
 from strf_runner.identity import config_hash
-from strf_runner.results.collect import collect_runs, find_finished, find_interrupted, read_run
+from strf_runner.results.collect import collect_runs, finished_with_hash, interrupted_with_hash, read_run
 from strf_runner.sweep import reuse_finished
+from strf_runner.data.digest import DataIdentity
 from tests.helpers import fake_scores, run_config, write_fake_run
+
+ANY_DATA = DataIdentity(Path("data.h5"), "0" * 64, "0" * 64)
 
 GARBAGE = bytes(range(256))[::-1]  # starts with 0xff: not UTF-8, not JSON, not YAML, not CSV
 HEADER = "neuron,id,cc_norm,valid\n"
@@ -109,9 +112,9 @@ def test_finding_a_finished_run_skips_damaged_summaries(tmp_path):
     cfg = run_config("leaf", 0)
     for k, content in enumerate((GARBAGE, b"[1, 2]", b'{"config_h')):
         damage(write_fake_run(tmp_path / "old" / f"{k}_leaf-s0", cfg, fake_scores("leaf", 0)), "summary.json", content)
-    assert find_finished(tmp_path / "old", config_hash(cfg)) is None
+    assert list(finished_with_hash(tmp_path / "old", config_hash(cfg))) == []
     good = write_fake_run(tmp_path / "old" / "9_leaf-s0", cfg, fake_scores("leaf", 0))
-    assert find_finished(tmp_path / "old", config_hash(cfg)) == good
+    assert [path for path, _ in finished_with_hash(tmp_path / "old", config_hash(cfg))] == [good]
 
 
 def test_finding_an_interrupted_run_skips_damaged_configs(tmp_path):
@@ -120,7 +123,7 @@ def test_finding_an_interrupted_run_skips_damaged_configs(tmp_path):
         run = write_fake_run(tmp_path / f"{k}_leaf-s0", cfg, None, status="unfinished")
         (run / "last.pt").write_bytes(b"state")
         damage(run, "config.yaml", content)
-    assert find_interrupted(tmp_path, config_hash(cfg)) is None
+    assert list(interrupted_with_hash(tmp_path, config_hash(cfg))) == []
 
 
 @pytest.mark.parametrize("content", [GARBAGE, b"[1, 2]", b""])
@@ -128,7 +131,7 @@ def test_a_rerun_sweep_refuses_its_own_damaged_job_with_one_line(tmp_path, conte
     job = write_fake_run(tmp_path / "0_leaf-s0", run_config("leaf", 0), fake_scores("leaf", 0))
     damage(job, "summary.json", content)
     with pytest.raises(ResultsError, match="summary.json") as err:
-        reuse_finished(None, job, [tmp_path])
+        reuse_finished(None, ANY_DATA, job, [tmp_path])
     assert "\n" not in str(err.value)
     with pytest.raises(ResultsError):
         read_run(job)
