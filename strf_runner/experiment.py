@@ -211,7 +211,7 @@ def run_experiment(
         # the fitter advances the state it resumes from: what the summary reports is taken now
         resumed = None if state is None else (state.epoch, state.wall_time_s)
         run.start(resolved.yaml, info, data.record(), records)
-        start_trackers(trackers, run, resolved, group, resumed=state is not None, tags={
+        start_trackers(trackers, run, resolved, group, earlier=None if state is None else state.history, tags={
             "config_hash": resolved.hash, "seed": str(cfg.seed), "data_seed": str(cfg.data_seed),
             "dataset": content.name, "dataset_sha256": data.file_sha256,
             "dataset_content_sha256": data.content_sha256, "device": str(device), **versions(),
@@ -282,17 +282,18 @@ def run_experiment(
     return RunResult(run.path, summary, table, fit)
 
 
-def start_trackers(trackers: Trackers, run: RunDir, resolved: ResolvedConfig, group: Group | None, resumed: bool,
-                   tags: dict[str, str]) -> None:
+def start_trackers(trackers: Trackers, run: RunDir, resolved: ResolvedConfig, group: Group | None,
+                   earlier: list[EpochRecord] | None, tags: dict[str, str]) -> None:
     """Start the trackers on the run (a resumed run continues the tracking runs its tracking.json names)
-    and keep what finds them again in tracking.json."""
+    and keep what finds them again in tracking.json. earlier: a resumed run's epochs so far (None for a
+    new run), replayed into a tracker that was not recording them."""
     if not trackers:
         return
-    previous = run.tracking_records() if resumed else {}
+    previous = run.tracking_records() if earlier is not None else {}
     params = {k: v for k, v in flatten(resolved.tree).items() if not volatile(k)}
     info = RunInfo(run.path, run.path.name, group.name if group else None, params, tags,
                    varying=dict(group.varying) if group else {}, local_dir=run.path)
-    records = trackers.start(info, previous)
+    records = trackers.start(info, previous, [(r.epoch, epoch_values(asdict(r), None)) for r in earlier or []])
     if records:
         run.write_json(TRACKING, {**previous, **records})
 

@@ -11,7 +11,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from strf_runner.errors import ConfigError, StrfRunnerWarning
 
@@ -128,9 +128,10 @@ class Trackers:
     def __bool__(self) -> bool:
         return bool(self.live)
 
-    def _each(self, step: str, call: Callable[[Tracker], Any]) -> dict[str, Any]:
+    def _each(self, step: str, call: Callable[[Tracker], Any], among: list[Tracker] | None = None) -> dict[str, Any]:
+        """``call`` on each live tracker (of ``among``, when given); its results by kind."""
         out = {}
-        for t in list(self.live):
+        for t in [t for t in self.live if among is None or t in among]:
             try:
                 out[t.kind] = call(t)
             except Exception as err:  # noqa: BLE001 - a tracker never fails the run
@@ -140,15 +141,24 @@ class Trackers:
                               StrfRunnerWarning, stacklevel=2)
         return out
 
-    def start(self, info: RunInfo, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    def start(self, info: RunInfo, previous: dict[str, Any] | None = None,
+              earlier: Sequence[tuple[int, dict[str, float]]] = ()) -> dict[str, Any]:
         """Start each tracker (``previous``: tracking.json of the interrupted run, by kind); return what
-        each needs to be found again, by kind (for tracking.json)."""
+        each needs to be found again, by kind (for tracking.json).
+
+        earlier: a resumed run's epochs before this session, as (epoch, values). A tracker that was not
+        recording them (no ``previous`` record: not asked for then, or failed to start) gets them now, so
+        its curves start at epoch 1 like the others'."""
         previous = previous or {}
 
         def start(t: Tracker) -> Any:
             return t.start(dataclasses.replace(info, previous=previous.get(t.kind)))
 
-        return {k: v for k, v in self._each("starting", start).items() if v is not None}
+        records = {k: v for k, v in self._each("starting", start).items() if v is not None}
+        missing = [t for t in self.live if t.kind not in previous]
+        for epoch, values in earlier:
+            self._each(f"replaying epoch {epoch}", lambda t: t.epoch(epoch, values), among=missing)
+        return records
 
     def epoch(self, epoch: int, values: dict[str, float]) -> None:
         self._each(f"logging epoch {epoch}", lambda t: t.epoch(epoch, values))

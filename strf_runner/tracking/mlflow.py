@@ -13,7 +13,10 @@ so a resumed run continues the same MLflow run.
 The default store is local and offline: ``sqlite:///<cwd>/outputs/mlflow.db``, with artifacts beside it
 in ``outputs/mlartifacts`` (``mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db``). For a server,
 requests time out after ``timeout_s`` with one retry, so a server that is down costs the run seconds,
-once: the tracker is then dropped with a warning.
+once: the tracker is then dropped with a warning. A sqlite store is tried first with Python's own
+sqlite3 (opened, read, a change made and rolled back): one that cannot be opened, is not a database or
+is read-only costs the run milliseconds and one warning, not MLflow's ten tries at creating its engine
+(about 100 s, each logged) or a traceback at its first write.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import io
 import logging
 import math
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from strf_runner.errors import ConfigError
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, short_value, tracker
 
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
@@ -38,6 +43,26 @@ BATCH = 100  # params per log_batch call (MLflow's limit)
 
 def default_uri() -> str:
     return f"sqlite:///{DEFAULT_STORE.resolve()}"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///<path>`` store; None for a server."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def check_sqlite_store(uri: str, path: Path, timeout_s: float) -> None:
+    """ConfigError (one line naming ``uri``) unless the store's file can be created or opened, read as a
+    database and written: a table is made and rolled back, as MLflow's first write would (waiting at most
+    ``timeout_s`` for another process's lock)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=timeout_s, isolation_level=None)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("CREATE TABLE strf_runner_probe (x)")
+            db.execute("ROLLBACK")
+    except (OSError, sqlite3.Error) as err:
+        raise ConfigError(f"logger.mlflow.tracking_uri={uri}: the store cannot be opened and written ({err})") from err
 
 
 @tracker("mlflow", package="mlflow")
@@ -56,12 +81,14 @@ class MLflowTracker(Tracker):
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(self.timeout_s))
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+            store = sqlite_file(self.uri)
+            if store is not None:
+                check_sqlite_store(self.uri, store, self.timeout_s)
             from mlflow.tracking import MlflowClient
 
             logging.getLogger("mlflow").setLevel(logging.WARNING)  # its import sets INFO: database migration chatter
-
-            if self.uri.startswith("sqlite:///"):
-                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            # what its sqlite store logs (retries, tracebacks) comes before an exception that Trackers reports
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
             self.client = MlflowClient(tracking_uri=self.uri)
         return self.client
 
@@ -76,9 +103,8 @@ class MLflowTracker(Tracker):
 
     def artifact_root(self) -> str | None:
         """A local sqlite store keeps its artifacts beside it (``mlartifacts``); a server chooses its own."""
-        if self.uri.startswith("sqlite:///"):
-            return str(Path(self.uri.removeprefix("sqlite:///")).parent.resolve() / ARTIFACTS)
-        return None
+        store = sqlite_file(self.uri)
+        return None if store is None else str(store.parent.resolve() / ARTIFACTS)
 
     def start(self, info: RunInfo) -> dict[str, Any]:
         client = self._connect()

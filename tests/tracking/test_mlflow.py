@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlflow.store.db import utils as mlflow_db_utils
 from mlflow.tracking import MlflowClient  # in the test extra: never skipped
 from tensorboard.backend.event_processing import event_accumulator
 
@@ -177,6 +178,24 @@ def test_a_resumed_run_continues_its_own_mlflow_run_and_a_failed_one_says_why(se
         run_experiment(mlflow_config(tmp_path, server.uri, "failure-test"), tmp_path / "failing", on_epoch_end=boom)
     (failed,) = client.search_runs([client.get_experiment_by_name("failure-test").experiment_id])
     assert failed.info.status == "FAILED" and failed.data.tags["strf.error"] == "the readout exploded"
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_one_warning_without_mlflows_retries(tmp_path, monkeypatch):
+    store = tmp_path / "store.db"
+    store.mkdir()  # a directory where the database file should be: sqlite cannot open it, for any user
+    engines = []  # each try of MLflow's engine set-up (ten over about 100 s when the file cannot be opened)
+    create = mlflow_db_utils.create_sqlalchemy_engine
+    monkeypatch.setattr(mlflow_db_utils, "create_sqlalchemy_engine", lambda uri: engines.append(uri) or create(uri))
+    uri = f"sqlite:///{store}"
+    started = time.monotonic()
+    with pytest.warns(StrfRunnerWarning, match="logger mlflow failed while starting") as caught:
+        result = run_experiment(mlflow_config(tmp_path, uri, "broken-store", max_epochs=2), tmp_path / "run")
+    elapsed = time.monotonic() - started
+    (warning,) = [str(w.message) for w in caught if "mlflow" in str(w.message)]
+    assert f"logger.mlflow.tracking_uri={uri}: the store cannot be opened and written" in warning
+    assert "\n" not in warning and engines == []
+    assert elapsed < 30, elapsed  # today's tries took about 100 s; the run itself takes seconds
+    assert result.fit.epochs_run == 2 and not (tmp_path / "run" / "tracking.json").exists()
 
 
 def test_a_server_that_goes_down_mid_run_is_one_warning_and_the_run_finishes(server, tmp_path):

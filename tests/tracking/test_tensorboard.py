@@ -78,6 +78,22 @@ def test_a_resumed_run_continues_its_own_curves(tmp_path):
                                        + str(json.loads((tmp_path / "run" / "summary.json").read_text())["best_epoch"])]
 
 
+def test_a_tracker_added_on_resume_gets_the_earlier_epochs_too(tmp_path):
+    cfg = tiny_config(tmp_path, max_epochs=5)  # logger=none before the interruption
+    with pytest.raises(Interrupt):
+        run_experiment(cfg, tmp_path / "run", on_epoch_end=interrupt_after(2))
+    cfg.logger, cfg.resume = LoggerConfig(tensorboard=TensorBoardLoggerConfig()), True
+    run_experiment(cfg, tmp_path / "run")
+    events = read_events(tmp_path / "run" / "tb")
+    history = pd.read_csv(tmp_path / "run" / "history.csv").set_index("epoch")
+    for tag in EPOCH_TAGS:
+        logged = scalars(events, tag)
+        assert sorted(logged) == [1, 2, 3, 4, 5], tag
+        np.testing.assert_allclose([logged[e] for e in history.index], history[tag.removeprefix("epoch/")],
+                                   rtol=1e-5, err_msg=tag)
+    assert texts(events, "status")[0] == "running"  # a new TensorBoard run, not the continuation of one
+
+
 def test_a_tracker_that_fails_is_one_warning_and_the_run_finishes(tmp_path):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the log dir would go")
