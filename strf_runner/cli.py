@@ -276,7 +276,13 @@ def analyze_main(argv: list[str] | None = None) -> None:
 
 def predict_main(argv: list[str] | None = None) -> None:
     """Console entry point of ``strf-predict``: a finished run's predicted responses to any sound."""
-    from strf_runner.predict.predictor import DEFAULT_CHUNK_S, predict_sound, predict_stimulus
+    from strf_runner.predict.predictor import (
+        DEFAULT_CHUNK_S,
+        predict_sound,
+        predict_stimulus,
+        sound_name,
+        stimulus_name,
+    )
 
     parser = argparse.ArgumentParser(
         prog="strf-predict",
@@ -286,7 +292,9 @@ def predict_main(argv: list[str] | None = None) -> None:
         "or for stimuli of the run's own dataset. Per input it writes:\n"
         "  <name>.h5 (or .npz)  rates (neurons x bins) with neuron ids, the model's spectrogram, provenance\n"
         "  <name>.csv           mean, SD and peak predicted rate per neuron\n"
-        "  <name>.png           the spectrogram above the population response",
+        "  <name>.png           the spectrogram above the population response\n"
+        "Files already in the output folder are not replaced unless --overwrite is given: the command stops\n"
+        "before predicting anything and names the first one. An input's files are written together (all or none).",
         epilog="Examples: strf-predict outputs/runs/2026-11-28/14-03-11_leaf-linear-ns1-s0 --wav call.wav --wav probe.flac\n"
         "          strf-predict RUN_DIR --dataset-stimulus 17 --out preds/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -302,6 +310,8 @@ def predict_main(argv: list[str] | None = None) -> None:
                         help=f"seconds of input per chunk (default {DEFAULT_CHUNK_S:g}; sets the memory used, "
                         "not the result)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files already in the output folder (default: refuse, naming the first)")
     args = parser.parse_args(argv)
     print_warnings_as_lines("strf-predict")
     if not args.wav and not args.dataset_stimulus:
@@ -311,7 +321,7 @@ def predict_main(argv: list[str] | None = None) -> None:
 
     from strf_runner.display import frame_progress, wide_console
     from strf_runner.predict.audio import open_sound
-    from strf_runner.predict.outputs import write_prediction
+    from strf_runner.predict.outputs import prediction_files, refuse_existing, write_prediction
     from strf_runner.results.load import load_run, run_dataset
     from strf_runner.results.tables import short_id
 
@@ -320,20 +330,27 @@ def predict_main(argv: list[str] | None = None) -> None:
     with one_line_errors("strf-predict"):
         run = load_run(args.run)
         out = args.out if args.out is not None else run.path / "predictions"
-        jobs = [(p.name, lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar)) for p in args.wav]
+        jobs = [(p.name, sound_name(p), lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar))
+                for p in args.wav]
         content = run_dataset(run, views=(run.info["view"],)) if args.dataset_stimulus else None  # read once
-        jobs += [(f"stimulus {i}", lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar, content))
+        jobs += [(f"stimulus {i}", stimulus_name(content, i),
+                  lambda bar, i=i: predict_stimulus(run, i, args.chunk_s, bar, content))
                  for i in args.dataset_stimulus]
-        names: set[str] = set()
-        for label, job in jobs:
+        names: list[str] = []
+        for _, base, _ in jobs:
+            name, k = base, 1
+            while name in names:  # two inputs with one stem: keep both
+                k += 1
+                name = f"{base}_{k}"
+            names.append(name)
+        if not args.overwrite:  # before any prediction is made
+            refuse_existing(f for name in names for f in prediction_files(out, name, args.format, not args.no_plot).values())
+        for (label, _, job), name in zip(jobs, names):
             with frame_progress(label, Console(stderr=True)) as bar:
                 pred = job(bar)
-            base, k = pred.name, 1
-            while pred.name in names:  # two inputs with one stem: keep both
-                k += 1
-                pred.name = f"{base}_{k}"
-            names.add(pred.name)
-            files = write_prediction(pred, out, run.path, fmt=args.format, plot=not args.no_plot)
+            pred.name = name
+            files = write_prediction(pred, out, run.path, fmt=args.format, plot=not args.no_plot,
+                                     overwrite=args.overwrite)
             means = pred.rates.mean(axis=1)
             top = int(np.argmax(means))
             table.add_row(label, f"{pred.rates.shape[1] * pred.dt_ms / 1000:.2f} s", str(pred.rates.shape[1]),

@@ -73,6 +73,8 @@ def test_a_run_records_its_data_where_it_starts_and_where_it_ends(tmp_path):
     assert json.loads((result.run_dir / "data.json").read_text()) == data.record()
     assert result.summary["dataset"]["content_sha256"] == data.content_sha256
     assert result.summary["dataset"]["sha256"] == data.file_sha256
+    for name in ("model.json", "summary.json"):  # the layout version a reader checks
+        assert json.loads((result.run_dir / name).read_text())["format_version"] == 1
 
 
 def test_a_sweep_rerun_after_the_data_changed_trains_again(tmp_path):

@@ -1,6 +1,6 @@
 """Writing a prediction: rates with neuron ids (HDF5 or NPZ), a per-neuron table, a figure.
 
-Files for a prediction named ``<name>`` in the output folder, each written atomically:
+Files for a prediction named ``<name>`` in the output folder:
 
 - ``<name>.h5`` (or ``.npz``): ``rates`` (N, T) float32, ``neuron_ids`` (N,), ``time_s`` (T,) the
   start of each bin, ``spectrogram`` (F, T) the front-end's output, ``channel_hz`` (F,) (NaN when
@@ -8,13 +8,18 @@ Files for a prediction named ``<name>`` in the output folder, each written atomi
 - ``<name>.csv``: one row per neuron: mean, SD and peak of the predicted rate, time of the peak;
 - ``<name>.png``: the spectrogram above the population response (each neuron's prediction
   z-scored over time) and the population mean rate.
+
+They are written together: each to a temp file first, renamed into place once all are written, so an
+error while writing leaves none of them. Files already there are replaced only when asked
+(``overwrite``; strf-predict's ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import h5py
 import numpy as np
@@ -23,14 +28,13 @@ from matplotlib.figure import Figure
 
 import strf_runner
 from strf_runner.analysis.filterbank import spectrogram_panel
-from strf_runner.atomic import save_png
 from strf_runner.atomic import atomic_path
-from strf_runner.errors import ConfigError
+from strf_runner.errors import ConfigError, ResultsError
 from strf_runner.predict.predictor import Prediction
-from strf_runner.results.rundir import atomic_write_text
 
 FORMATS = ("h5", "npz")
 MAX_FIGURE_BINS = 2000  # longer inputs are drawn as means over groups of bins (a figure has ~1000 pixels)
+FIGURE_DPI = 120
 
 
 def attributes(pred: Prediction, run_path: Path) -> dict[str, Any]:
@@ -57,20 +61,18 @@ def _arrays(pred: Prediction) -> dict[str, np.ndarray]:
     }
 
 
-def write_rates(pred: Prediction, path: Path, run_path: Path) -> Path:
-    """The rates file, HDF5 or NPZ by ``path``'s suffix."""
+def write_rates(pred: Prediction, path: Path, run_path: Path, fmt: str) -> None:
+    """The rates file at ``path``, HDF5 (``fmt`` "h5") or NPZ ("npz")."""
     arrays, attrs = _arrays(pred), attributes(pred, run_path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".h5":
-            with h5py.File(tmp, "w") as f:
-                for key, value in arrays.items():
-                    f.create_dataset(key, data=value, compression="gzip" if value.ndim == 2 else None)
-                f.create_dataset("neuron_ids", data=np.array(pred.neuron_ids, dtype=object), dtype=h5py.string_dtype())
-                f.attrs.update({k: v for k, v in attrs.items() if v is not None})
-        else:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays, neuron_ids=np.array(pred.neuron_ids), meta=np.array(json.dumps(attrs)))
-    return path
+    if fmt == "h5":
+        with h5py.File(path, "w") as f:
+            for key, value in arrays.items():
+                f.create_dataset(key, data=value, compression="gzip" if value.ndim == 2 else None)
+            f.create_dataset("neuron_ids", data=np.array(pred.neuron_ids, dtype=object), dtype=h5py.string_dtype())
+            f.attrs.update({k: v for k, v in attrs.items() if v is not None})
+    else:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays, neuron_ids=np.array(pred.neuron_ids), meta=np.array(json.dumps(attrs)))
 
 
 def neuron_summary(pred: Prediction) -> pd.DataFrame:
@@ -129,15 +131,40 @@ def prediction_figure(pred: Prediction) -> Figure:
     return fig
 
 
-def write_prediction(pred: Prediction, out_dir: Path, run_path: Path, fmt: str = "h5", plot: bool = True) -> dict[str, Path]:
-    """All files of one prediction in ``out_dir``; returns them by kind ("rates", "table", "figure")."""
+def prediction_files(out_dir: Path, name: str, fmt: str = "h5", plot: bool = True) -> dict[str, Path]:
+    """The files of the prediction ``name`` in ``out_dir``, by kind ("rates", "table", "figure" with ``plot``)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {FORMATS}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "rates": write_rates(pred, out_dir / f"{pred.name}.{fmt}", run_path),
-        "table": atomic_write_text(out_dir / f"{pred.name}.csv", neuron_summary(pred).to_csv(index=False, float_format="%.6g")),
-    }
+    files = {"rates": out_dir / f"{name}.{fmt}", "table": out_dir / f"{name}.csv"}
     if plot:
-        files["figure"] = save_png(prediction_figure(pred), out_dir / f"{pred.name}.png")
+        files["figure"] = out_dir / f"{name}.png"
+    return files
+
+
+def refuse_existing(files: Iterable[Path]) -> None:
+    """ResultsError naming the first of ``files`` that exists (and how many others do)."""
+    existing = [f for f in files if f.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
+        raise ResultsError(
+            f"{existing[0]} already exists{more}: add --overwrite to replace it, or choose another --out"
+        )
+
+
+def write_prediction(
+    pred: Prediction, out_dir: Path, run_path: Path, fmt: str = "h5", plot: bool = True, overwrite: bool = False
+) -> dict[str, Path]:
+    """All files of one prediction in ``out_dir``, or none on an error; returns them by kind ("rates",
+    "table", "figure"). ResultsError if one exists already, unless ``overwrite``."""
+    files = prediction_files(out_dir, pred.name, fmt, plot)
+    if not overwrite:
+        refuse_existing(files.values())
+    table = neuron_summary(pred).to_csv(index=False, float_format="%.6g")
+    figure = prediction_figure(pred) if plot else None
+    with ExitStack() as stack:  # every temp file is renamed into place only once all are written
+        tmp = {kind: stack.enter_context(atomic_path(path)) for kind, path in files.items()}
+        write_rates(pred, tmp["rates"], run_path, fmt)
+        tmp["table"].write_text(table, encoding="utf-8")
+        if figure is not None:
+            figure.savefig(tmp["figure"], format="png", dpi=FIGURE_DPI)
     return files

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -167,7 +168,20 @@ def predict_sound(
         "audio_fs": audio_fs,
         "model_input": "waveform" if view == "waveform" else _cochleagram_note(run.summary["dataset"].get("native_source")),
     }
-    return Prediction(sound.path.stem, str(sound.path), rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)
+    return Prediction(sound_name(sound.path), str(sound.path), rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)
+
+
+def sound_name(path: Path) -> str:
+    """The name of a sound file's prediction (its output files' stem)."""
+    return path.stem
+
+
+def stimulus_name(content: DatasetContent, index: int) -> str:
+    """The name of the prediction for stimulus ``index`` of the run's dataset ``content`` (its output
+    files' stem); ResultsError if the dataset has no such stimulus."""
+    if not 0 <= index < len(content.stimuli):
+        raise ResultsError(f"--dataset-stimulus {index}: the run's dataset has stimuli 0..{len(content.stimuli) - 1}")
+    return f"stimulus{index:02d}_{content.stimuli[index].name}"
 
 
 def _cochleagram_note(native_source: str) -> str:
@@ -187,8 +201,7 @@ def predict_stimulus(
     on. content: that dataset with that view, if already read (``run_dataset``), else it is read here."""
     view, dt_ms = run.info["view"], float(run.info["dt_ms"])
     content = run_dataset(run, views=(view,)) if content is None else content
-    if not 0 <= index < len(content.stimuli):
-        raise ResultsError(f"--dataset-stimulus {index}: the run's dataset has stimuli 0..{len(content.stimuli) - 1}")
+    name = stimulus_name(content, index)
     stim = content.stimuli[index]
     x = stim.waveform if view == "waveform" else stim.spectrogram
     unit = int(run.info["hop"]) if view == "waveform" else 1
@@ -197,7 +210,6 @@ def predict_stimulus(
     chunks = (torch.from_numpy(np.ascontiguousarray(x[..., s : s + step]))[None, None] for s in range(0, x.shape[-1], step))
     spec, rates = stream_model(run, chunks, n_frames, progress)
     freqs, label = channel_frequencies(run)
-    split = next((name for name, idx in run.summary["dataset"]["splits"].items() if index in idx), "none")
+    split = next((key for key, idx in run.summary["dataset"]["splits"].items() if index in idx), "none")
     meta = {"dataset": content.name, "stimulus": index, "stimulus_name": stim.name, "split": split}
-    name = f"stimulus{index:02d}_{stim.name}"
     return Prediction(name, f"{content.name} stimulus {index} ({stim.name})", rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)

@@ -24,7 +24,8 @@ and write a run directory only through the names and methods here. Layout, in th
                          written after the run, never touching the files above
 =======================  ==============================================================================
 
-Every file is written atomically (a temp file renamed into place). A run owns its directory from its
+model.json and summary.json carry ``format_version`` (``RUN_FORMAT_VERSION``): a reader refuses a newer
+one. Every file is written atomically (a temp file renamed into place). A run owns its directory from its
 first write to its end through ``run.lock``: an exclusive ``flock`` held by the running process (the
 kernel drops it when the process dies, however it dies) on a file that names the owner (pid, host,
 start). A second run into the same directory is refused while the first holds it; an interrupted run
@@ -73,6 +74,8 @@ FAILED_STATE = "failed_state.pt"
 SLURM = "slurm.json"
 ANALYSIS = "analysis"
 ANALYSIS_INDEX = "index.json"  # inside ANALYSIS
+#: The layout version of model.json and summary.json, written into both; a reader refuses a newer one.
+RUN_FORMAT_VERSION = 1
 # what a finished run's results are: copied when a sweep reuses a finished run (summary.json after them)
 RESULT_FILES = (CONFIG, MODEL_INFO, DATA, CHECKPOINT, NEURONS, TEST_PREDICTIONS, HISTORY)
 
@@ -236,7 +239,7 @@ class RunDir:
         """Write summary.json, the marker of a finished run; call it last. A finished run's summary
         is never rewritten (ResultsError): later work (analysis) keeps its own index."""
         self._refuse_finished()
-        return self.write_json(SUMMARY, summary)
+        return self.write_json(SUMMARY, {"format_version": RUN_FORMAT_VERSION, **summary})
 
     def start(self, config_yaml: str, model_info: dict[str, Any], data: dict[str, Any],
               records: dict[str, str] | None = None) -> None:
@@ -247,7 +250,7 @@ class RunDir:
             self.write_text(name, text)
         self.write_text(CONFIG, config_yaml)
         (self.path / FAILED).unlink(missing_ok=True)
-        self.write_json(MODEL_INFO, model_info)
+        self.write_json(MODEL_INFO, {"format_version": RUN_FORMAT_VERSION, **model_info})
         self.write_json(DATA, data)
 
     def data_record(self) -> dict[str, Any] | None:

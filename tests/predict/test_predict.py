@@ -1,13 +1,16 @@
-"""strf-predict: any sound or dataset stimulus through a finished run's model, and init_from."""
+"""strf-predict: any sound or dataset stimulus through a finished run's model, and init_from; an edited
+run dir refused in one line, outputs written whole and never replaced unasked."""
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -16,7 +19,9 @@ import pytest
 import scipy.signal
 import soundfile
 import torch
+from matplotlib.figure import Figure
 
+from strf_runner.cli import predict_main
 from strf_runner.config import (
     DNetModelConfig,
     FrontendConfig,
@@ -36,6 +41,7 @@ from strf_runner.data.schema import read_dataset
 from strf_runner.errors import AudioError, ConfigError, ResultsError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment, warm_start
 from strf_runner.predict.audio import grid_chunks, open_sound, resample_margin, resample_ratio, resampled_blocks
+from strf_runner.predict.outputs import write_prediction
 from strf_runner.predict.predictor import channel_frequencies, cochleagram_chunks, predict_sound, predict_stimulus
 from strf_runner.models.registry import READOUTS
 from strf_runner.results.load import load_run
@@ -251,6 +257,87 @@ def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("strf-predict: error: ") and needle in lines[0], done.stderr
     assert _cli([str(run_dir)]).returncode == 2  # neither --wav nor --dataset-stimulus: usage error
+
+
+def _edited_copy(run_dir: Path, dest: Path, edit: Callable[[dict[str, Any]], Any]) -> Path:
+    """A copy of ``run_dir`` at ``dest`` with ``edit`` applied to its model.json."""
+    shutil.copytree(run_dir, dest)
+    info = json.loads((dest / "model.json").read_text())
+    edit(info)
+    (dest / "model.json").write_text(json.dumps(info))
+    return dest
+
+
+@pytest.mark.parametrize("needle, edit", [
+    ("key 'view' is missing", lambda d: d.pop("view")),
+    ("key 'neuron_ids' lists 15 neurons, but the model predicts 16",
+     lambda d: d.update(neuron_ids=d["neuron_ids"][1:])),
+], ids=["no view", "short neuron_ids"])
+def test_an_edited_model_json_is_one_line_and_nothing_is_written(runs, tmp_path, needle, edit):
+    """Without 'view' strf-predict stopped with a KeyError traceback; with one id too few it wrote the
+    .h5 and then stopped with a ValueError. Both are now refused by load_run before any output."""
+    soundfile.write(tmp_path / "ok.wav", np.zeros(480), 48000)
+    run = _edited_copy(runs["native-linear"], tmp_path / "run", edit)
+    out = tmp_path / "out"
+    done = _cli([str(run), "--wav", str(tmp_path / "ok.wav"), "--dataset-stimulus", "0", "--out", str(out)])
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"strf-predict: error: {run / 'model.json'}: {needle}"), line
+    assert not out.exists()
+
+
+def test_model_json_that_disagrees_with_the_dataset_is_refused(runs, tmp_path):
+    """A spectrogram model fixes neither its bin width nor its audio rate: the run's dataset tells."""
+    edits = {
+        "key 'dt_ms' is 10 ms, but the run's dataset": lambda d: d.update(dt_ms=10.0, audio_fs=None, hop=None),
+        "key 'audio_fs' is 24000 Hz, but the run's dataset": lambda d: d.update(audio_fs=24000.0, hop=120),
+    }
+    for k, (needle, edit) in enumerate(edits.items()):
+        run = load_run(_edited_copy(runs["native-linear"], tmp_path / f"run{k}", edit))
+        with pytest.raises(ResultsError, match=f"model.json: {needle}"):
+            predict_stimulus(run, 0)
+
+
+def test_existing_outputs_are_refused_unless_overwrite(runs, tmp_path, capsys):
+    soundfile.write(tmp_path / "call.wav", 0.1 * np.random.default_rng(8).standard_normal(4800), 48000)
+    out = tmp_path / "preds"
+    out.mkdir()
+    (out / "call.csv").write_text("an earlier table\n")
+    args = [str(runs["native-linear"]), "--wav", str(tmp_path / "call.wav"), "--out", str(out), "--no-plot"]
+    done = _cli(args)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"strf-predict: error: {out / 'call.csv'} already exists: add --overwrite to "
+                                   "replace it, or choose another --out")
+    assert [p.name for p in out.iterdir()] == ["call.csv"] and (out / "call.csv").read_text() == "an earlier table\n"
+    done = _cli(args + ["--overwrite"])
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["call.csv", "call.h5"]
+    assert pd.read_csv(out / "call.csv").shape == (16, 5)
+    with pytest.raises(SystemExit):
+        predict_main(["--help"])
+    assert "--overwrite" in capsys.readouterr().out
+
+
+def _full_disk(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_prediction_is_written_whole_or_not_at_all(runs, tmp_path, monkeypatch):
+    """The figure, written last, fails (a full disk): neither the rates nor the table are left behind,
+    and with overwrite the earlier files stay as they were."""
+    run = load_run(runs["native-linear"])
+    pred = predict_stimulus(run, 0)
+    monkeypatch.setattr(Figure, "savefig", _full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: '.*\.png'"):
+        write_prediction(pred, tmp_path / "new", run.path)
+    assert list((tmp_path / "new").iterdir()) == []
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for suffix in ("h5", "csv", "png"):
+        (earlier / f"{pred.name}.{suffix}").write_text("earlier")
+    with pytest.raises(OSError, match="No space left on device"):
+        write_prediction(pred, earlier, run.path, overwrite=True)
+    assert sorted(p.read_text() for p in earlier.iterdir()) == ["earlier"] * 3
 
 
 def _band_warnings(run_dir: Path, wav: Path) -> list[str]:

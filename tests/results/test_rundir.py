@@ -52,7 +52,8 @@ def test_unfinished_run_dir_can_be_claimed(tmp_path):
 def test_summary_json_has_null_for_nan(tmp_path):
     run = RunDir(tmp_path)
     run.write_summary({"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2.0}})
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"a": None, "b": [1.0, None], "c": {"d": 2.0}}
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"format_version": 1, "a": None, "b": [1.0, None],
+                                                                   "c": {"d": 2.0}}
 
 
 def test_neuron_table_keeps_every_neuron_and_summary_ignores_invalid():
