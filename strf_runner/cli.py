@@ -25,7 +25,8 @@ from rich.console import Console
 from strf_runner.compose import register_configs
 from strf_runner.config import LOGGER_OPTIONS, LoggerConfig, RunConfig, resolve_config
 from strf_runner.entry import error_line, one_line_errors
-from strf_runner.errors import ConfigError, StrfRunnerError, print_warnings_as_lines
+from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError, print_warnings_as_lines
+from strf_runner.exit_status import INTERRUPTED, REFUSED, RUN_FAILED, SWEEP_JOBS
 from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
 from strf_runner.training.device import keep_freed_memory
 
@@ -88,7 +89,7 @@ def _task(cfg: DictConfig) -> float:
             remove_if_empty(job_dir, Path(hydra_cfg.run.dir))
             if isinstance(err, (StrfRunnerError, OSError)):  # one line, before Hydra adds its own error report
                 print(f"{PROG}: error: {message}", file=sys.stderr)
-                sys.exit(2)
+                sys.exit(RUN_FAILED if isinstance(err, TrainingError) else REFUSED)  # training failed, or refused
             raise
         from strf_runner.sweep import record_failure
 
@@ -181,7 +182,9 @@ def main() -> None:
             _task()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
+    if SWEEP_JOBS.exit_status:  # a sweep, some of whose runs did not finish
+        sys.exit(SWEEP_JOBS.exit_status)
 
 
 if __name__ == "__main__":

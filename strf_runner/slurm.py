@@ -14,10 +14,11 @@ parent, and the whole sweep ends in a traceback with no aggregate. This subclass
 * turns a submission that sbatch refuses (a GPU on a partition without GPUs, more CPUs or memory than
   a node has) into one line that quotes sbatch and the requests, before anything runs;
 * waits for every job, and records each one that ended without a result in its run dir, with SLURM's
-  state and job id: ``slurm.json`` beside a saved training state (the run is unfinished, and a re-run of
-  the sweep resumes it), else ``failed.json``. The sweep then goes on to its aggregate, which lists
-  those runs, and one line says what happened and that re-running the same command trains only what
-  is missing.
+  state and job id (``strf_runner.launchers.record_ended``, shared with ``hydra/launcher=local_parallel``):
+  ``slurm.json`` beside a saved training state (the run is unfinished, and a re-run of the sweep resumes
+  it), else ``failed.json``. The sweep then goes on to its aggregate, which lists those runs, and one line
+  says what happened and that re-running the same command trains only what is missing; strf-run exits
+  with status 1 (``strf_runner.exit_status``: every job of the array counts).
 
 Preemption and time limits: submitit sends USR2 ahead of the limit (``signal_delay_s``) or on
 preemption, calls ``checkpoint`` (the plugin's: resubmit the same job) and requeues it. The requeued
@@ -30,17 +31,17 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.core.utils import JobReturn, filter_overrides
+from omegaconf import DictConfig, OmegaConf
 
 from strf_runner.errors import ConfigError
+from strf_runner.exit_status import SWEEP_JOBS
 
 log = logging.getLogger(__name__)
 DEFAULT_CPUS = 4
@@ -70,6 +71,8 @@ class SurvivingJobs:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
+        from strf_runner.launchers import ended_job_return
+
         assert self.config is not None
         self.params = resources(self.params, self.config)
         jobs = self._submit(job_overrides, initial_job_idx)
@@ -77,12 +80,13 @@ class SurvivingJobs:
         for idx, (overrides, job) in enumerate(zip(job_overrides, jobs), start=initial_job_idx):
             try:
                 returns.append(job.results()[0])
+                SWEEP_JOBS.add(returns[-1].hydra_cfg.hydra.runtime.output_dir)
             except submitit.core.utils.UncompletedJobError as err:
                 state = job.state
                 job_dir = self._record(list(overrides), idx, job.job_id, state, err)
+                SWEEP_JOBS.add(job_dir)
                 ended.append(f"{job.job_id} {state} ({job_dir.name})")
-                returns.append(JobReturn(overrides=list(overrides), working_dir=str(job_dir),
-                                         status=JobStatus.COMPLETED, _return_value=math.nan))
+                returns.append(ended_job_return(overrides, job_dir))
         if ended:
             print(f"strf-run: {len(ended)} of {len(jobs)} SLURM jobs ended before their run finished: "
                   f"{'; '.join(ended)}; their run dirs say so (failed.json or slurm.json); re-run the same "
@@ -118,25 +122,11 @@ class SurvivingJobs:
             raise ConfigError(f"SLURM refused the sweep's jobs: {said} (hydra.launcher: {asked}){hint}") from err
 
     def _record(self, overrides: list[str], idx: int, job_id: str, state: str, err: BaseException) -> Path:
-        """Write what SLURM said into the job's run dir; return the dir."""
-        from strf_runner.results.rundir import LAST_STATE, SLURM, RunDir
-        from strf_runner.sweep import record_failure
+        """Write what SLURM said into the job's run dir (``record_ended``); return the dir."""
+        from strf_runner.launchers import job_config, record_ended
+        from strf_runner.results.rundir import SLURM
 
         assert self.hydra_context is not None and self.config is not None
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(sweep_config.hydra.job):
-            sweep_config.hydra.job.num = idx
-            sweep_config.hydra.job.id = job_id
-        job_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
         record = {"slurm_job_id": job_id, "slurm_state": state,
                   "error": f"SLURM job {job_id} ended {state} before the run finished"}
-        run = RunDir(job_dir)
-        if run.finished:
-            return job_dir
-        if (job_dir / LAST_STATE).is_file():
-            run.write_json(SLURM, {**record, "error": record["error"] + f"; its last finished epoch is in "
-                                   f"{LAST_STATE}: re-run the sweep to resume it"})
-        else:
-            task = OmegaConf.masked_copy(sweep_config, [k for k in sweep_config if k != "hydra"])
-            record_failure(job_dir, task, err, record["error"], extra=record)
-        return job_dir
+        return record_ended(job_config(self.hydra_context, self.config, overrides, idx, job_id), record, err, SLURM)

@@ -7,18 +7,21 @@
   the report lists it.
 - ``AggregateCallback`` (a Hydra callback, registered in conf/config.yaml) writes the sweep's
   aggregate when the multirun ends, and logs it to the sweep's experiment trackers; ``strf-report``
-  does the same on demand.
+  does the same on demand. It also collects the sweep's jobs for strf-run's exit status (1 when any
+  run did not finish; ``strf_runner.exit_status``).
 - ``sweep_group``: the group a job's trackers file it under (the sweep, and the values of the swept keys).
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -27,6 +30,7 @@ from strf_runner.analysis.sweep_figure import sweep_figures
 from strf_runner.atomic import atomic_path
 from strf_runner.data.digest import DataIdentity, recorded_digest
 from strf_runner.errors import ResultsError, StrfRunnerWarning
+from strf_runner.exit_status import SWEEP_JOBS
 from strf_runner.results.aggregate import Aggregate, aggregate
 from strf_runner.results.collect import (
     collect_runs,
@@ -196,7 +200,9 @@ def report(
 
 
 class AggregateCallback(Callback):
-    """Writes the sweep's aggregate (tables, report.md, comparison.png) when a multirun ends.
+    """Writes the sweep's aggregate (tables, report.md, comparison.png) when a multirun ends, and
+    collects the sweep's jobs for strf-run's exit status (``strf_runner.exit_status.SWEEP_JOBS``): the
+    ones run in this process as they end, and at the end one line on stderr if any did not finish.
 
     A failure to aggregate is reported and never turns a finished sweep into an error.
     """
@@ -204,15 +210,26 @@ class AggregateCallback(Callback):
     def __init__(self, baseline: str = "frontend=native") -> None:
         self.baseline = baseline
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SWEEP_JOBS.start()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        SWEEP_JOBS.add(config.hydra.runtime.output_dir)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from strf_runner.display import wide_console
 
         sweep_dir = Path(config.hydra.sweep.dir)
         console = wide_console()
-        if not sweep_dir.is_dir():
-            return
-        logger = OmegaConf.to_object(config.logger) if OmegaConf.select(config, "logger") is not None else None
-        try:
-            report([sweep_dir], baseline=self.baseline, console=console, logger=logger)
-        except Exception as err:
-            console.print(f"[yellow]strf-run: could not aggregate {sweep_dir}: {err}[/yellow]", soft_wrap=True)
+        counts = SWEEP_JOBS.end()
+        if sweep_dir.is_dir():
+            logger = OmegaConf.to_object(config.logger) if OmegaConf.select(config, "logger") is not None else None
+            try:
+                report([sweep_dir], baseline=self.baseline, console=console, logger=logger)
+            except Exception as err:
+                console.print(f"[yellow]strf-run: could not aggregate {sweep_dir}: {err}[/yellow]", soft_wrap=True)
+        if SWEEP_JOBS.not_finished:
+            how = ", ".join(f"{counts[s]} {s}" for s in ("failed", "unfinished", "corrupt") if counts[s])
+            print(f"strf-run: {SWEEP_JOBS.not_finished} of {counts.total()} runs of this sweep did not finish ({how}; "
+                  f"{sweep_dir / 'aggregate' / 'report.md'} lists them): exit status {SWEEP_JOBS.exit_status}",
+                  file=sys.stderr)

@@ -1,9 +1,11 @@
 """The launcher and sweeper configs a user picks on the command line (conf/hydra/launcher, conf/experiment):
 
-- ``hydra/launcher=local_parallel``: joblib, n jobs at a time on this machine;
+- ``hydra/launcher=local_parallel``: n jobs at a time on this machine, each in a process of its own; a
+  job killed from outside is recorded and the others finish;
 - ``hydra/launcher=slurm``: its sbatch script rendered without submitting (``tests/slurm`` runs sweeps
   on a real SLURM cluster);
-- ``+experiment=tune``: the Optuna sweeper, which must optimise the validation score.
+- ``+experiment=tune``: the Optuna sweeper, which must optimise the validation score, and go on past a
+  trial that failed.
 
 Each runs ``strf-run`` as a user does: a subprocess on the tiny config (a few seconds per run).
 """
@@ -12,17 +14,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
-from tests.helpers import strf_run
+from tests.helpers import strf_cmd, strf_env, strf_run
 
-pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["dataset=synth_tiny", "trainer=smoke", "trainer.device=cpu"]
 
 
@@ -40,10 +48,95 @@ def test_local_parallel_launcher_runs_the_jobs_of_a_sweep(tmp_path, cache):
     args = ["-m", "hydra/launcher=local_parallel", "seed=0,1", "trainer.threads=1", *TINY, f"hydra.sweep.dir={sweep}"]
     proc = strf_run(args, cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Joblib.Parallel(n_jobs=2,backend=loky" in proc.stdout + proc.stderr
+    assert "Launching 2 jobs locally, 2 at a time, each in a process of its own" in proc.stdout + proc.stderr
     runs = sorted(p.parent.name for p in sweep.glob("*/summary.json"))
     assert runs == ["0_native-linear-synth_tiny-s0", "1_native-linear-synth_tiny-s1"]
     assert [s["seed"] for s in summaries(sweep)] == [0, 1]
+
+
+class Gate(Callback):
+    """A Hydra callback that holds jobs at their start (``+hydra.callbacks.gate``), for the killed-job
+    test: the job of seed ``blocked`` writes its pid to ``<folder>/blocked.pid`` and waits to be killed;
+    every other job waits for ``<folder>/go``, which the test writes once it has killed that one."""
+
+    def __init__(self, folder: str, blocked: int) -> None:
+        self.folder, self.blocked = Path(folder), blocked
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if config.seed == self.blocked:
+            (self.folder / "blocked.tmp").write_text(str(os.getpid()))
+            (self.folder / "blocked.tmp").rename(self.folder / "blocked.pid")
+            time.sleep(300)
+            raise AssertionError("the test did not kill this job")
+        wait_for(self.folder / "go", "the test to kill the blocked job")
+
+
+def wait_for(path: Path, what: str, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``path`` exists (at most 120 s; AssertionError naming ``what`` if ``proc`` ended first)."""
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+            raise AssertionError(f"no {path.name}: waited in vain for {what}")
+        time.sleep(0.05)
+
+
+def test_a_killed_local_parallel_job_is_recorded_and_the_other_jobs_finish(tmp_path, cache):
+    gate, sweeps = tmp_path / "gate", tmp_path / "sweeps"
+    gate.mkdir()
+    args = ["seed=0,1", "trainer.threads=1", *TINY, f"sweep_root={sweeps}"]
+    held = ["+hydra.callbacks.gate._target_=tests.test_launchers.Gate", f"+hydra.callbacks.gate.folder={gate}",
+            "+hydra.callbacks.gate.blocked=1"]
+    env = strf_env(cache, {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    first = sweeps / "first"
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([*strf_cmd(), "-m", "hydra/launcher=local_parallel", *args, *held,
+                                 f"hydra.sweep.dir={first}"], cwd=tmp_path, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
+        try:
+            wait_for(gate / "blocked.pid", "job #1 to start", proc)
+            os.kill(int((gate / "blocked.pid").read_text()), signal.SIGKILL)  # as the OOM killer would
+            (gate / "go").touch()  # job #0 starts only now, after the kill
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    stderr = (tmp_path / "err.txt").read_text()
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]  # a run did not finish: status 1
+    assert ("strf-run: 1 of 2 jobs ended before their run finished: #1 was killed by SIGKILL "
+            "(1_native-linear-synth_tiny-s1)") in stderr
+    killed = json.loads((first / "1_native-linear-synth_tiny-s1" / "failed.json").read_text())
+    assert killed["error"] == "its process was killed by SIGKILL before the run finished"
+    assert killed["exit_code"] == -signal.SIGKILL
+    assert json.loads((first / "0_native-linear-synth_tiny-s0" / "summary.json").read_text())["seed"] == 0
+    runs = pd.read_csv(first / "aggregate" / "runs.csv")
+    assert sorted(zip(runs["seed"], runs["status"])) == [(0, "finished"), (1, "failed")]
+
+    again = strf_run(["-m", *args, f"hydra.sweep.dir={sweeps / 'second'}"], cache, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    done = {s["seed"]: s for s in summaries(sweeps / "second")}
+    assert Path(done[0]["reused_from"]) == (first / "0_native-linear-synth_tiny-s0").resolve()
+    assert "reused_from" not in done[1] and again.stdout.count("reused") == 1  # only the killed run trained
+
+
+def test_a_job_ended_beside_its_training_state_is_unfinished_and_resumable(tmp_path):
+    """``record_ended`` (local_parallel and SLURM alike): a run with a last.pt is recorded as unfinished
+    (ended.json, which the report reads), never as failed, so that a re-run resumes it."""
+    from strf_runner.launchers import record_ended
+    from strf_runner.results.collect import read_run
+    from strf_runner.results.rundir import ENDED, RunDir
+
+    run = tmp_path / "sweep" / "3_native-linear-synth_tiny-s3"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 3}))
+    (run / "last.pt").write_bytes(b"state")
+    config = OmegaConf.create({"seed": 3, "hydra": {"sweep": {"dir": str(tmp_path / "sweep"), "subdir": run.name}}})
+    assert record_ended(config, {"error": "its process was killed by SIGKILL before the run finished"},
+                        ChildProcessError(), ENDED) == run
+    record = read_run(run)
+    assert record.status == "unfinished" and RunDir(run).interrupted
+    assert record.error == ("its process was killed by SIGKILL before the run finished; its last finished epoch is "
+                            "in last.pt: re-run the sweep to resume it")
+    assert not (run / "failed.json").exists()
 
 
 # --------------------------------------------------------------------------------------------- SLURM
@@ -157,6 +250,25 @@ def test_tune_experiment_maximises_the_validation_score(tmp_path, cache):
         assert 1e-4 <= s["lr"] <= 3e-2
 
 
+def test_a_failed_trial_is_told_to_the_study_and_the_study_goes_on(tmp_path, cache):
+    """Trial 0 (window 0, refused by the run) fails, trial 1 (window 3) trains: the seeded TPE sampler
+    of +experiment=tune picks 0 then 3."""
+    sweep = tmp_path / "tune"
+    args = ["-m", "+experiment=tune", "hydra.sweeper.n_trials=2", "model.temporal_window_size=choice(0,3)", *TINY,
+            f"hydra.sweep.dir={sweep}"]
+    proc = strf_run(args, cache, tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]  # one run failed: status 1
+    failed = json.loads((sweep / "0_native-linear-synth_tiny-s0" / "failed.json").read_text())
+    assert failed["error"] == "model.temporal_window_size=0 must be >= 1"
+    (run,) = summaries(sweep)
+    assert "Trial 0 told to the study as failed" in proc.stdout + proc.stderr
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_params"]["model.temporal_window_size"] == 3
+    assert results["best_value"] == pytest.approx(run["best_val_cc_norm"], abs=1e-12)
+    assert sorted(pd.read_csv(sweep / "aggregate" / "runs.csv")["status"]) == ["failed", "finished"]
+    assert "strf-run: 1 of 2 runs of this sweep did not finish (1 failed;" in proc.stderr
+
+
 def test_tune_experiment_config():
     """The search space and the study as conf/experiment/tune.yaml declares them."""
     from hydra import compose, initialize_config_module
@@ -167,8 +279,9 @@ def test_tune_experiment_config():
     with initialize_config_module(config_module="strf_runner.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["+experiment=tune"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper._target_ == "hydra_plugins.strf_runner_sweep.OptunaSweeper"  # goes on past a failed trial
     assert sweeper.direction == "maximize" and sweeper.n_trials == 20 and sweeper.n_jobs == 1
+    assert sweeper.max_failure_rate == 1.0
     assert sweeper.study_name == "strf-tune" and sweeper.storage is None
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 0
     assert dict(sweeper.params) == {

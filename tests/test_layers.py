@@ -43,8 +43,12 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("experiment", "one run end to end: config resolved once -> data -> model -> fit -> test -> run dir")],
     [("display", "rich output: the epoch progress bar, end-of-run and aggregate tables"),
      ("compose", "Hydra glue: the schemas in the ConfigStore, composing a config from overrides"),
-     ("entry", "what every console entry point shares: one-line errors, exit status 2")],
+     ("entry", "what every console entry point shares: one-line errors, exit status 2"),
+     ("exit_status", "strf-run's exit statuses, and the jobs of a sweep that decide it")],
     [("sweep", "multirun glue: reuse and resume by config hash, failed-job records, the end-of-sweep report")],
+    [("launchers", "`hydra/launcher=local_parallel` (a process per job; a killed one is recorded, the rest run "
+                   "on) and the Optuna sweeper whose study goes on past a failed trial (the classes Hydra loads "
+                   "are in `hydra_plugins/strf_runner_sweep`); the failed-job records all launchers share")],
     [("slurm", "`hydra/launcher=slurm`: submitit's launcher with requests from the run, refusals in one line, "
                "and sweeps that survive cancelled, failed or preempted jobs (the class Hydra loads is in "
                "`hydra_plugins/strf_runner_slurm`)")],

@@ -68,7 +68,7 @@ def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     sweep = tmp_path / "sweep"
     proc = strf_run(["-m", "model.temporal_window_size=0,3", *TINY_ARGS, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a run of the sweep did not finish
     bad, good = job_dirs(sweep)
     failed = json.loads((bad / "failed.json").read_text())
     assert failed["error"] == "model.temporal_window_size=0 must be >= 1"
@@ -78,6 +78,32 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     runs = pd.read_csv(sweep / "aggregate" / "runs.csv")
     assert sorted(runs["status"]) == ["failed", "finished"]
     assert "1 failed" in (sweep / "aggregate" / "report.md").read_text()
+
+
+def test_a_sweep_whose_every_run_failed_exits_with_status_1(tmp_path, cache):
+    sweep = tmp_path / "sweep"
+    proc = strf_run(["-m", "seed=0,1", "model.temporal_window_size=0", *TINY_ARGS, f"hydra.sweep.dir={sweep}"], cache,
+                    tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert (f"strf-run: 2 of 2 runs of this sweep did not finish (2 failed; {sweep / 'aggregate' / 'report.md'} "
+            "lists them): exit status 1") in proc.stderr
+    assert list(pd.read_csv(sweep / "aggregate" / "runs.csv")["status"]) == ["failed", "failed"]
+
+
+def test_a_single_run_whose_training_failed_exits_with_status_1_and_a_refused_one_with_2(tmp_path, cache):
+    diverged = strf_run([*TINY_ARGS, "trainer.lr=1e30", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
+    assert diverged.returncode == 1, diverged.stderr
+    assert "strf-run: error: training loss is " in diverged.stderr and (tmp_path / "run" / "failed.json").is_file()
+    refused = strf_run([*TINY_ARGS, "model.temporal_window_size=0"], cache, tmp_path)
+    assert refused.returncode == 2 and "model.temporal_window_size=0 must be >= 1" in refused.stderr
+
+
+def test_help_documents_the_exit_statuses(tmp_path, cache):
+    text = strf_run(["--help"], cache, tmp_path).stdout
+    statuses = text.split("Exit status:")[1].split("Hydra's own options")[0]
+    for line in ("0 every run finished", "1 the run's training failed; in a sweep, any run that failed or did not "
+                 "finish", "2 the command, its config, data or files are at fault", "130 interrupted"):
+        assert line in " ".join(statuses.split()), line
 
 
 def test_the_end_of_sweep_aggregate_lists_a_corrupt_run(tmp_path, capsys):

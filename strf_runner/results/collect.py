@@ -22,7 +22,17 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from strf_runner.data.digest import recorded_digest
 from strf_runner.errors import ResultsError
 from strf_runner.identity import config_hash, flatten
-from strf_runner.results.rundir import CONFIG, FAILED, LAST_STATE, MODEL_INFO, NEURONS, SLURM, SUMMARY, RunDir
+from strf_runner.results.rundir import (
+    CONFIG,
+    ENDED,
+    FAILED,
+    LAST_STATE,
+    MODEL_INFO,
+    NEURONS,
+    SLURM,
+    SUMMARY,
+    RunDir,
+)
 
 @dataclass
 class RunRecord:
@@ -160,8 +170,9 @@ def _with_status(path: Path, flat: dict[str, Any]) -> RunRecord:
         return RunRecord(path, "finished", flat, summary=_read_json(path / SUMMARY))
     if (path / FAILED).is_file():
         return RunRecord(path, "failed", flat, error=str(_read_json(path / FAILED).get("error", "")))
-    if (path / SLURM).is_file():  # a SLURM job that ended before its run did (strf_runner/slurm.py)
-        return RunRecord(path, "unfinished", flat, error=str(_read_json(path / SLURM).get("error", "")))
+    for record in (SLURM, ENDED):  # a SLURM or local_parallel job that ended before its run did
+        if (path / record).is_file():
+            return RunRecord(path, "unfinished", flat, error=str(_read_json(path / record).get("error", "")))
     return RunRecord(path, "unfinished", flat)
 
 

@@ -72,6 +72,7 @@ SUMMARY = "summary.json"
 FAILED = "failed.json"
 FAILED_STATE = "failed_state.pt"
 SLURM = "slurm.json"
+ENDED = "ended.json"  # a local_parallel job whose process ended before its run did (strf_runner/launchers.py)
 ANALYSIS = "analysis"
 ANALYSIS_INDEX = "index.json"  # inside ANALYSIS
 #: The layout version of model.json and summary.json, written into both; a reader refuses a newer one.
