@@ -40,7 +40,8 @@ from strf_runner.training.checkpoint import save_checkpoint
 from strf_runner.training.device import resolve_device
 from strf_runner.tracking.base import Group, RunInfo, Trackers, build_trackers, epoch_values
 from strf_runner.training.fitter import EpochCallback, EpochRecord, FitResult, Fitter, FitState, evaluate, history_rows
-from strf_runner.training.seeding import configure_torch, data_generator, seed_everything
+from strf_runner.training.seeding import (configure_torch, data_generator, determinism_settings,
+                                         determinism_warnings, seed_everything)
 
 
 @dataclass
@@ -196,6 +197,9 @@ def run_experiment(
 
     path, content, sets = load_data(cfg.dataset, view)
     checks = preflight(cfg, sets)
+    cpu_settings = determinism_settings()
+    for message in determinism_warnings(cpu_settings):
+        checks.warn(message)
     run = RunDir(run_dir)
     seed_everything(cfg.seed)
     model = build_model(cfg.frontend, cfg.model, sets["train"]).to(device)
@@ -264,6 +268,7 @@ def run_experiment(
             },
             "warnings": checks.warnings,
             "versions": versions(),
+            "determinism": cpu_settings,
         }
         if resumed is not None:
             summary["resumed_from_epoch"], summary["wall_time_earlier_s"] = resumed  # sessions before this one

@@ -1,6 +1,7 @@
 """The embedded default dataset ``synth``: synthetic stimuli and ground-truth neurons of NS1 geometry.
 
-Deterministic from a seed, generated on first use in a few seconds, cached as an HDF5 file in the
+Deterministic from a seed, generated on first use in a few seconds (in a child process, so a run
+that generates it trains exactly as one that finds it cached), cached as an HDF5 file in the
 project's format (``schema``; ``ensure_synth``). It is built so that a learned waveform front-end can,
 in principle, beat the native 34-band cochleagram:
 
@@ -79,6 +80,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -89,7 +92,7 @@ import scipy.signal
 
 from strf_runner.data import schema
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
-from strf_runner.errors import ConfigError, DatasetError, ShapeError
+from strf_runner.errors import ConfigError, DatasetError, ShapeError, StrfRunnerError
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -104,6 +107,7 @@ __all__ = [
     "native_spectrogram",
     "neuron_rates",
     "synth_path",
+    "write_synth",
 ]
 
 GENERATOR_VERSION = 2  # bump whenever the generated data change for the same params (2: float64, quantised)
@@ -262,19 +266,69 @@ def synth_path(params: SynthParams, root: str | Path) -> Path:
 
 
 def ensure_synth(params: SynthParams, root: str | Path) -> Path:
-    """Generate and write (atomically) the dataset for ``params`` unless cached; return its path."""
+    """Generate and write (atomically) the dataset for ``params`` unless cached; return its path.
+
+    The generation runs in a child interpreter (``write_synth`` there), so the calling process, which
+    goes on to train on the file, is left as it would be had it found the file cached: nothing the
+    generator loads or sets up (BLAS and FFT thread pools and their settings, the floating-point
+    environment, the heap it fragments) stays behind to change a same-seed run's last bits.
+    """
     path = synth_path(params, root)
     if path.exists():
         return path
+    params.check()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
+    except OSError as err:
+        raise _unwritable(path, err) from err
+    _write_in_child(params, path)
+    return path
+
+
+def write_synth(params: SynthParams, path: Path) -> None:
+    """Generate the dataset for ``params`` and write it (atomically) to ``path``, in this process."""
+    try:
         schema.write_dataset(generate_synth(params), path)
     except OSError as err:
+        raise _unwritable(path, err) from err
+
+
+def _unwritable(path: Path, err: OSError) -> DatasetError:
+    return DatasetError(
+        f"cannot write the synthetic dataset file {path} ({err.strerror or err}); "
+        "set STRF_RUNNER_DATA (or dataset.root) to a writable folder"
+    )
+
+
+_CHILD_ERROR = 3  # the child's exit status for a StrfRunnerError, whose one-line message is its stderr
+# the child imports from the parent's sys.path (a notebook's additions included), not from its working folder
+_CHILD_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+               "from strf_runner.data.synth import _child_main; sys.exit(_child_main(sys.argv[2:]))")
+
+
+def _write_in_child(params: SynthParams, path: Path) -> None:
+    """``write_synth(params, path)`` in a fresh interpreter; its errors come back as one-line DatasetErrors."""
+    argv = [json.dumps(sys.path), json.dumps(asdict(params)), str(path)]
+    proc = subprocess.run([sys.executable, "-c", _CHILD_CODE, *argv], capture_output=True, text=True)
+    if proc.returncode == _CHILD_ERROR:
+        raise DatasetError(proc.stderr.strip())
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1:] or ["no error message"]
         raise DatasetError(
-            f"cannot write the synthetic dataset file {path} ({err.strerror or err}); "
-            "set STRF_RUNNER_DATA (or dataset.root) to a writable folder"
-        ) from err
-    return path
+            f"generating the synthetic dataset {path} failed: its process ({sys.executable}) "
+            f"exited with status {proc.returncode}: {last[0]}"
+        ) from ChildProcessError(proc.stderr)
+
+
+def _child_main(argv: list[str]) -> int:
+    """The child of ``_write_in_child``: argv = [params as JSON, path]. Returns the exit status."""
+    params_json, path = argv
+    try:
+        write_synth(SynthParams(**json.loads(params_json)), Path(path))
+    except StrfRunnerError as err:
+        print(err, file=sys.stderr)
+        return _CHILD_ERROR
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
