@@ -96,22 +96,30 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def aggregate_tables(agg: "Aggregate") -> list[Table]:
     """The sweep report in the terminal: arms, then paired comparisons with their baselines, then the
-    runs left out of both (failed, unfinished, corrupt) with their errors."""
-    from strf_runner.results.report import ARM_COLUMNS, COMPARISON_COLUMNS, arm_cells, comparison_cells, status_counts
+    runs left out of both (failed, unfinished, corrupt) with their errors. Titles say what each CI
+    resampled; the comparisons table's caption (or the arms', without comparisons) says why any CI
+    resamples neurons only."""
+    from strf_runner.results.report import (
+        ARM_COLUMNS, COMPARISON_COLUMNS, arm_cells, ci_notes, comparison_cells, resampled, status_counts,
+    )
 
-    title = f"Sweep: {status_counts(agg.runs)} runs (test cc_norm; CI: bootstrap over neurons)"
+    title = f"Sweep: {status_counts(agg.runs)} runs" + (f" (test cc_norm; CI: {resampled(agg.arms)})" if len(agg.arms)
+                                                        else "")
     problems = agg.runs[agg.runs["status"] != "finished"][["status", "path", "error"]].astype(str)
+    notes = ci_notes(agg)
+    caption = "CI over neurons only: " + "; ".join(notes) if notes else None
     tables = []
-    for rows, columns, heading in (
-        ([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS, title),
+    for rows, columns, heading, below in (
+        ([arm_cells(r) for _, r in agg.arms.iterrows()], ARM_COLUMNS, title, None if len(agg.comparisons) else caption),
         ([comparison_cells(r) for _, r in agg.comparisons.iterrows()], COMPARISON_COLUMNS,
-         "Paired per-neuron differences vs baseline (Wilcoxon signed-rank)"),
+         f"Paired differences vs baseline (CI: {resampled(agg.comparisons)}; Wilcoxon signed-rank "
+         "over neurons; sign-flip test over test stimuli)", caption),
         (problems.to_dict("records"), [("status", "status"), ("path", "run dir"), ("error", "error")],
-         "Runs not in the tables" if len(agg.arms) else title),
+         "Runs not in the tables" if len(agg.arms) else title, None),
     ):
         if not rows:
             continue
-        table = Table(title=heading, title_justify="left")
+        table = Table(title=heading, title_justify="left", caption=below, caption_justify="left")
         for key, name in columns:
             table.add_column(name, justify="left" if key in ("arm", "baseline", "status", "path", "error") else "right")
         for r in rows:

@@ -40,7 +40,8 @@ def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache
     agg = sweep / "aggregate"
     for name in ("arms.csv", "comparisons.csv", "runs.csv", "per_neuron.csv", "report.md", "comparison.png"):
         assert (agg / name).is_file(), name
-    assert "Paired per-neuron differences" in proc.stdout
+    said = " ".join(proc.stdout.split())  # rich wraps a long title
+    assert "Paired differences vs baseline (CI: bootstrap over test stimuli and neurons" in said, proc.stdout
 
     # independent computation from the runs' own neurons.csv files
     per_arm = {}

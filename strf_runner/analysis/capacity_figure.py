@@ -87,7 +87,9 @@ def capacity_figure(arms: pd.DataFrame, comparisons: pd.DataFrame, baseline: str
     gains.axvline(0.0, color="0.5", lw=1, ls="--")
     gains.set_yticks(range(len(readouts)), readouts)
     gains.set_ylim(len(readouts) - 0.5, -0.5)
-    gains.set_xlabel(f"gain over {baseline} under the same readout\n(mean paired Δ cc_norm, 95 % CI)")
+    units = sorted({str(u) for u in comparisons.get("ci_resamples", []) if isinstance(u, str) and u})
+    over = f" over {' / '.join(units)}" if units else ""
+    gains.set_xlabel(f"gain over {baseline} under the same readout\n(mean paired Δ cc_norm, 95 % CI{over})")
     gains.set_title(f"front-end vs {baseline}")
     if plotted:
         gains.legend(loc="best", fontsize=8)

@@ -32,7 +32,8 @@ _LABEL_WIDTH = 36
 _JITTER = 0.15
 
 
-def comparison_figure(per_neuron: pd.DataFrame, baselines: dict[str, str], arms: pd.DataFrame | None = None) -> Figure:
+def comparison_figure(per_neuron: pd.DataFrame, baselines: dict[str, str], arms: pd.DataFrame | None = None,
+                      comparisons: pd.DataFrame | None = None) -> Figure:
     """Build the sweep comparison figure.
 
     Inputs:
@@ -43,6 +44,8 @@ def comparison_figure(per_neuron: pd.DataFrame, baselines: dict[str, str], arms:
       panel; a baseline must itself appear in ``per_neuron``.
     - ``arms``: optional, one row per arm with ``arm``, ``n_params`` (> 0), ``mean_cc_norm`` and
       ``sd_cc_norm`` (NaN for a single seed); adds the capacity panel.
+    - ``comparisons``: optional, comparisons.csv's rows (``arm``, ``ci_low``, ``ci_high``,
+      ``ci_resamples``): each scatter panel then names its paired difference's CI and what it resampled.
 
     Panels: a box plot of cc_norm per arm over valid neurons (neurons overlaid as a jittered strip, the
     mean marked), then one baseline-vs-arm scatter per compared arm (neurons valid in both, paired by
@@ -83,8 +86,9 @@ def comparison_figure(per_neuron: pd.DataFrame, baselines: dict[str, str], arms:
     grid = fig.add_gridspec(1 + nrows, ncols, height_ratios=[1.1] + [1.0] * nrows)
 
     _box_panel(fig.add_subplot(grid[0, :]), order, scores, colors)
+    cis = {} if comparisons is None else {row["arm"]: row for row in comparisons.to_dict("records")}
     for i, (arm, base) in enumerate(pairs):
-        _scatter_panel(fig.add_subplot(grid[1 + i // ncols, i % ncols]), arm, base, scores, colors[arm])
+        _scatter_panel(fig.add_subplot(grid[1 + i // ncols, i % ncols]), arm, base, scores, colors[arm], cis.get(arm))
     if arms is not None:
         i = len(pairs)
         _capacity_panel(fig.add_subplot(grid[1 + i // ncols, i % ncols]), arms, colors)
@@ -132,8 +136,10 @@ def _box_panel(ax: Axes, order: list[str], scores: dict[str, pd.Series], colors:
     ax.grid(axis="y", alpha=0.3)
 
 
-def _scatter_panel(ax: Axes, arm: str, base: str, scores: dict[str, pd.Series], color: tuple) -> None:
-    """Baseline's cc_norm (x) against the arm's (y) for neurons valid in both, in the arm's neuron order."""
+def _scatter_panel(ax: Axes, arm: str, base: str, scores: dict[str, pd.Series], color: tuple,
+                   ci: dict | None = None) -> None:
+    """Baseline's cc_norm (x) against the arm's (y) for neurons valid in both, in the arm's neuron order;
+    ``ci``, the comparison's row, adds its CI and what it resampled to the panel's text."""
     paired = pd.concat({"arm": scores[arm], "base": scores[base]}, axis=1, join="inner").dropna()
     x, y = paired["base"].to_numpy(), paired["arm"].to_numpy()
     ax.scatter(x, y, s=14, alpha=0.7, color=color, linewidths=0)
@@ -142,6 +148,8 @@ def _scatter_panel(ax: Axes, arm: str, base: str, scores: dict[str, pd.Series], 
         pad = 0.05 * (hi - lo) or 0.05
         lo, hi = lo - pad, hi + pad
         summary = f"n={len(paired)}  mean diff={np.mean(y - x):+.3f}  above diagonal={100 * np.mean(y > x):.0f}%"
+        if ci is not None and np.isfinite(ci["ci_low"]):
+            summary += f"\n95% CI [{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}], resampling {ci['ci_resamples']}"
     else:
         lo, hi = 0.0, 1.0
         summary = "no neurons valid in both"
@@ -211,7 +219,8 @@ def sweep_figures(agg: Aggregate) -> dict[str, Figure]:
             columns={"seed_mean": "mean_cc_norm", "seed_sd": "sd_cc_norm"}
         )
         arms = arms[arms["n_params"].map(is_count)]
-        figures["comparison"] = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None)
+        figures["comparison"] = comparison_figure(agg.per_neuron, agg.baselines, arms if len(arms) else None,
+                                                  agg.comparisons)
     finished = agg.arms[agg.arms["runs"] > 0] if "runs" in agg.arms else agg.arms
     base = baseline_frontend(agg)
     if base is not None and has_capacity_grid(finished):

@@ -8,6 +8,11 @@ shown, as it only follows the front-end); a key a run's config lacks (``dataset.
 dataset) is left out of its label, and counts as null when telling arms apart. Each arm is compared
 with its baseline arm: the arm equal to it except for matching the baseline selector
 (``frontend=native`` by default). A run whose config.yaml cannot be read belongs to no arm.
+
+CIs (``ci_low``, ``ci_high``) resample test stimuli and neurons (``strf_runner.results.stats``), from the
+runs' test predictions scored against the dataset file they trained on. Where those cannot be had (a run
+without test predictions, a dataset file not here), the CI resamples neurons only; ``ci_resamples`` says
+which, ``ci_note`` why. The neuron-only CI is always kept as ``neuron_ci_low`` / ``neuron_ci_high``.
 """
 
 from __future__ import annotations
@@ -25,14 +30,27 @@ from strf_runner.errors import ResultsError, StrfRunnerWarning
 from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, volatile
 from strf_runner.results.collect import RunRecord
 from strf_runner.data.selection import select_neuron_indices
-from strf_runner.results.ensemble import DatasetCache, Ensemble, ensemble_of
-from strf_runner.results.stats import paired_comparison, summarise_scores
+from strf_runner.results.ensemble import ArmStimuli, DatasetCache, Ensemble, arm_stimuli, ensemble_of
+from strf_runner.results.stats import (
+    NEURONS_ONLY,
+    STIMULI_AND_NEURONS,
+    ArmScores,
+    PairedComparison,
+    paired_comparison,
+    stimulus_test,
+    summarise_scores,
+    two_level_ci,
+)
 
 NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
 SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "dataset"}
 NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
 # not config keys: what the runs trained and were scored on, in an arm's label only where runs differ in it
 DATA_KEY, NEURONS_KEY = "data", "neurons"
+COMPARISON_COLUMNS = [
+    "arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "ci_resamples", "neuron_ci_low", "neuron_ci_high",
+    "wilcoxon_p", "frac_improved", "n_stimuli", "stimulus_corr_diff", "stimulus_p", "stimuli_improved", "ci_note",
+]
 
 
 @dataclass
@@ -40,9 +58,9 @@ class Aggregate:
     """Everything a sweep report shows.
 
     runs: one row per run dir (status, arm, seed, scores, error; no arm for a run without a readable
-    config). arms: one row per arm.
-    comparisons: one row per arm with a baseline. per_neuron: arm x neuron, cc_norm averaged over
-    the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
+    config). arms: one row per arm (CI columns: see the module docstring).
+    comparisons: one row per arm with a baseline (``COMPARISON_COLUMNS``). per_neuron: arm x neuron, cc_norm
+    averaged over the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
     neurons: the named neuron selection every score is restricted to, or None.
     """
 
@@ -114,6 +132,7 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
     run_rows = [_run_row(r, label) for r, label in zip(runs, labels)]
 
     per_neuron_cols: dict[str, pd.Series] = {}
+    tested: dict[str, ArmStimuli | str] = {}
     arm_rows = []
     for arm in order:
         members = [r for r, label in zip(runs, labels) if label == arm]
@@ -121,10 +140,11 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         scores = _mean_over_seeds(finished, keep)
         if scores is not None:
             per_neuron_cols[arm] = scores
+        tested[arm] = arm_stimuli(finished, datasets) if finished else ""
         ensemble = ensemble_of(finished, datasets) if len(finished) > 1 else Ensemble(len(finished))
-        if ensemble.scores is not None and keep is not None:
-            ensemble.scores = ensemble.scores[ensemble.scores.index.isin(keep)]
-        arm_rows.append({**_arm_row(arm, members, finished, scores, keys, keep), **_ensemble_columns(ensemble)})
+        arm_rows.append({**_arm_row(arm, members, finished, scores, keys, keep, tested[arm]),
+                         **_ensemble_columns(ensemble, keep),
+                         "ci_note": tested[arm] if isinstance(tested[arm], str) else ""})
 
     base_key, base_value = parse_selector(baseline)
     baselines = _baselines(configs, labels, keys, base_key, base_value)
@@ -133,7 +153,9 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         if arm == base or arm not in per_neuron_cols or base not in per_neuron_cols:
             continue
         a, b = per_neuron_cols[arm].align(per_neuron_cols[base], join="outer")
-        comparisons.append({"arm": arm, "baseline": base, **asdict(paired_comparison(a.to_numpy(), b.to_numpy()))})
+        comparisons.append({"arm": arm, "baseline": base,
+                            **_paired_columns(a, b, paired_comparison(a.to_numpy(), b.to_numpy()),
+                                              tested[arm], tested[base])})
 
     per_neuron = pd.DataFrame(
         [{"arm": arm, "neuron": nid, "cc_norm": v} for arm, s in per_neuron_cols.items() for nid, v in s.items()],
@@ -142,10 +164,7 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
     return Aggregate(
         runs=pd.DataFrame(run_rows),
         arms=pd.DataFrame(arm_rows),
-        comparisons=pd.DataFrame(
-            comparisons,
-            columns=["arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "frac_improved"],
-        ),
+        comparisons=pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS),
         per_neuron=per_neuron,
         baselines={a: b for a, b in baselines.items() if a != b and {a, b} <= per_neuron_cols.keys()},
         label_keys=keys,
@@ -239,7 +258,7 @@ def _selected_ids(runs: list[RunRecord], neurons: str, datasets: DatasetCache) -
 
 def _arm_row(
     arm: str, members: list[RunRecord], finished: list[RunRecord], scores: pd.Series | None, keys: list[str],
-    keep: set[str] | None = None,
+    keep: set[str] | None, tested: ArmStimuli | str,
 ) -> dict[str, Any]:
     first = members[0].config
     if keep is None:
@@ -258,8 +277,7 @@ def _arm_row(
         "corrupt": sum(r.status == "corrupt" for r in members),
         "seeds": " ".join(str(r.seed) for r in finished),
         "mean_cc_norm": summary.mean,
-        "ci_low": summary.ci_low,
-        "ci_high": summary.ci_high,
+        **_arm_ci(scores, summary, tested),
         "median_cc_norm": summary.median,
         "n_valid": summary.n_valid,
         "seed_mean": float(seed_means.mean()) if seed_means.size else math.nan,
@@ -269,14 +287,58 @@ def _arm_row(
     }
 
 
-def _ensemble_columns(ensemble: Ensemble) -> dict[str, Any]:
-    """arms.csv's columns for the arm's seed ensemble (NaN where it has none; ``ensemble_note`` says why)."""
-    summary = summarise_scores(ensemble.scores.to_numpy() if ensemble.scores is not None else np.array([]))
+def _arm_ci(scores: pd.Series | None, summary: ArmScores, tested: ArmStimuli | str) -> dict[str, Any]:
+    """An arm's CI columns: two-level over test stimuli and neurons where its runs' test predictions can be
+    scored again (``tested``), else over neurons only (``tested`` then says why); none without finished runs."""
+    neuron = {"neuron_ci_low": summary.ci_low, "neuron_ci_high": summary.ci_high}
+    if scores is None:
+        return {"ci_low": math.nan, "ci_high": math.nan, "ci_resamples": "", "n_stimuli": math.nan, **neuron}
+    if isinstance(tested, str):
+        return {"ci_low": summary.ci_low, "ci_high": summary.ci_high, "ci_resamples": NEURONS_ONLY,
+                "n_stimuli": math.nan, **neuron}
+    pool = list(scores.index[np.isfinite(scores.to_numpy())])
+    low, high = two_level_ci([tested.select(pool)])
+    return {"ci_low": low, "ci_high": high, "ci_resamples": STIMULI_AND_NEURONS, "n_stimuli": len(tested.stimuli),
+            **neuron}
+
+
+def _paired_columns(a: pd.Series, b: pd.Series, neuron: PairedComparison, tested_a: ArmStimuli | str,
+                    tested_b: ArmStimuli | str) -> dict[str, Any]:
+    """comparisons.csv's columns of an arm (per-neuron scores ``a``) against its baseline (``b``, the same
+    neurons): the neuron-level comparison, the CI over test stimuli and neurons and the sign-flip test
+    across stimuli where both arms' test predictions can be scored again on the same stimuli, else the
+    neuron-only CI with the reason in ``ci_note``."""
+    row = {**asdict(neuron), "neuron_ci_low": neuron.ci_low, "neuron_ci_high": neuron.ci_high}
+    if isinstance(tested_a, str) or isinstance(tested_b, str) or not tested_a.same_test_set(tested_b):
+        why = (f"arm: {tested_a}" if isinstance(tested_a, str) else f"baseline: {tested_b}"
+               if isinstance(tested_b, str) else "the arm and its baseline were tested on different stimuli")
+        return {**row, "ci_resamples": NEURONS_ONLY, "ci_note": why, "n_stimuli": math.nan,
+                "stimulus_corr_diff": math.nan, "stimulus_p": math.nan, "stimuli_improved": math.nan}
+    pool = list(a.index[np.isfinite(a.to_numpy()) & np.isfinite(b.to_numpy())])
+    arm, base = tested_a.select(pool), tested_b.select(pool)
+    low, high = two_level_ci([arm, base])
+    test = stimulus_test(arm, base)
+    return {**row, "ci_low": low, "ci_high": high, "ci_resamples": STIMULI_AND_NEURONS, "ci_note": "",
+            "n_stimuli": test.n_stimuli, "stimulus_corr_diff": test.mean_diff, "stimulus_p": test.p,
+            "stimuli_improved": test.frac_improved}
+
+
+def _ensemble_columns(ensemble: Ensemble, keep: set[str] | None) -> dict[str, Any]:
+    """arms.csv's columns for the arm's seed ensemble, on the neurons ``keep`` (None: all), its CI over test
+    stimuli and neurons (NaN where it has none; ``ensemble_note`` says why)."""
+    scores = ensemble.scores
+    if scores is None:
+        summary, low, high = summarise_scores(np.array([])), math.nan, math.nan
+    else:
+        chosen = scores[scores.index.isin(keep)] if keep is not None else scores
+        summary = summarise_scores(chosen.to_numpy())
+        pool = chosen.index[np.isfinite(chosen.to_numpy())]
+        low, high = two_level_ci([[ensemble.stats.rows(scores.index.get_indexer(pool))]])
     return {
-        "ensemble_runs": ensemble.members if ensemble.scores is not None else 0,
+        "ensemble_runs": ensemble.members if scores is not None else 0,
         "ensemble_mean_cc_norm": summary.mean,
-        "ensemble_ci_low": summary.ci_low,
-        "ensemble_ci_high": summary.ci_high,
+        "ensemble_ci_low": low,
+        "ensemble_ci_high": high,
         "ensemble_median_cc_norm": summary.median,
         "ensemble_note": ensemble.why_not,
     }

@@ -89,6 +89,17 @@ def test_scatter_panels_pair_neurons_by_id():
         assert f"{diff:+.3f}" in texts and f"{above:.0f}%" in texts
 
 
+def test_scatter_panels_say_what_their_ci_resampled():
+    comparisons = pd.DataFrame({"arm": [LEAF, MEL], "ci_low": [0.01, -0.02], "ci_high": [0.09, 0.03],
+                                "ci_resamples": ["stimuli and neurons", "neurons only"]})
+    fig = comparison_figure(make_per_neuron(), BASELINES, comparisons=comparisons)
+    texts = [" ".join(t.get_text() for t in ax.texts) for ax in fig.axes[1:3]]
+    assert "95% CI [+0.010, +0.090], resampling stimuli and neurons" in texts[0]
+    assert "95% CI [-0.020, +0.030], resampling neurons only" in texts[1]
+    plain = comparison_figure(make_per_neuron(), BASELINES)
+    assert all("CI" not in t.get_text() for ax in plain.axes[1:3] for t in ax.texts)
+
+
 def test_capacity_panel_is_log_with_one_point_per_arm():
     capacity = comparison_figure(make_per_neuron(), BASELINES, make_arms()).axes[3]
     assert capacity.get_xscale() == "log"

@@ -129,14 +129,21 @@ def test_report_files_and_cli(sweep, tmp_path, capsys):
     report_main([str(sweep), "--out", str(tmp_path / "agg")])
     out = capsys.readouterr().out
     assert "frontend=leaf" in out and "Wilcoxon" in out
+    # hand-made run dirs have no test predictions: every CI says it resampled neurons only, and why
+    assert "CI: bootstrap over neurons only" in out and "CI resamples" in out
+    assert "CI over neurons only: frontend=native: 2 of 2 runs have no test_predictions.npz" in " ".join(out.split())
     for name in ("arms.csv", "comparisons.csv", "runs.csv", "per_neuron.csv", "report.md", "comparison.png"):
         assert (tmp_path / "agg" / name).is_file(), name
     assert (tmp_path / "agg" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "agg" / "report.md").read_text()
     assert "6 finished, 1 failed, 1 unfinished" in md and "trainer.lr must be > 0" in md
+    assert "CIs that resample neurons only (the test stimuli held fixed), and why:" in md
     arms = pd.read_csv(tmp_path / "agg" / "arms.csv")
     assert list(arms["runs"]) == [2, 2, 2]
-    assert not math.isnan(arms["ci_low"][0])
+    assert not math.isnan(arms["ci_low"][0]) and list(arms["ci_resamples"]) == ["neurons only"] * 3
+    assert (arms["ci_low"] == arms["neuron_ci_low"]).all()
+    comparisons = pd.read_csv(tmp_path / "agg" / "comparisons.csv")
+    assert list(comparisons["ci_resamples"]) == ["neurons only"] * 2 and comparisons["stimulus_p"].isna().all()
 
 
 def test_report_errors_are_one_line(tmp_path, capsys):
