@@ -48,6 +48,17 @@ def _task(cfg: DictConfig) -> float:
     resume_hint = "re-run the sweep" if sweep else f"add resume=true hydra.run.dir={job_dir} to the same command"
     try:
         resolved = resolve_config(run_cfg)
+        if run_cfg.cv.folds is not None and run_cfg.cv.fold is None:  # every fold, one after another
+            from strf_runner.crossval import run_cv
+
+            cv = run_cv(resolved, job_dir, records=hydra_records(cfg, hydra_cfg),
+                        progress=lambda f: epoch_progress(f"{label} fold {f}", Console(stderr=True)),
+                        analyze=analysis_figures(out) if run_cfg.analysis == "full" else None)
+            from strf_runner.display import cv_table
+
+            out.print(cv_table(cv.summary))
+            out.print(f"results: {cv.cv_dir}", soft_wrap=True, highlight=False)
+            return best_validation_score(cv.summary, run_cfg)
         if sweep and run_cfg.reuse_finished:
             from strf_runner.data.loading import dataset_identity
             from strf_runner.sweep import prepare_resume, reuse_finished
@@ -63,6 +74,7 @@ def _task(cfg: DictConfig) -> float:
                 return math.nan
             if summary is not None:
                 out.print(f"{label}: already finished in {summary['reused_from']}; reused", soft_wrap=True)
+                assemble_fold_cv(job_dir, run_cfg, out)
                 return best_validation_score(summary, run_cfg)
             if interrupted is not None:
                 out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
@@ -77,14 +89,16 @@ def _task(cfg: DictConfig) -> float:
                                     records=hydra_records(cfg, hydra_cfg), group=group,
                                     analyze=analysis_figures(out) if run_cfg.analysis == "full" else None)
     except KeyboardInterrupt:
-        if resumable(job_dir):
-            print(f"{PROG}: {label} interrupted; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}",
+        stopped = interrupted_run(job_dir)
+        if stopped is not None:
+            print(f"{PROG}: {label} interrupted; its last finished epoch is in {stopped / LAST_STATE}: {resume_hint}",
                   file=sys.stderr)
         raise
     except Exception as err:  # Ctrl-C (KeyboardInterrupt) is not an Exception: it still stops a sweep
         message = error_line(err)
-        if resumable(job_dir) and "resume=true" not in message:
-            message += f"; its last finished epoch is in {job_dir / LAST_STATE}: {resume_hint}"
+        stopped = interrupted_run(job_dir)
+        if stopped is not None and "resume=true" not in message:
+            message += f"; its last finished epoch is in {stopped / LAST_STATE}: {resume_hint}"
         if not sweep:
             remove_if_empty(job_dir, Path(hydra_cfg.run.dir))
             if isinstance(err, (StrfRunnerError, OSError)):  # one line, before Hydra adds its own error report
@@ -102,7 +116,27 @@ def _task(cfg: DictConfig) -> float:
         return math.nan
     out.print(summary_table(result.summary))
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
+    assemble_fold_cv(job_dir, run_cfg, out)
     return best_validation_score(result.summary, run_cfg)
+
+
+def assemble_fold_cv(job_dir: Path, cfg: RunConfig, out: Console) -> None:
+    """After a sweep's fold job (cv.fold set) finished: assemble its CV dir (the job dir's parent) if every
+    fold of it has finished now. A CV whose folds cannot be joined is one line on stderr; the sweep goes on."""
+    if cfg.cv.fold is None:
+        return
+    from strf_runner.results.cv import assemble_if_complete
+
+    try:
+        summary = assemble_if_complete(job_dir.parent)
+    except StrfRunnerError as err:
+        print(f"{PROG}: cannot assemble the cross-validation {job_dir.parent}: {err}", file=sys.stderr)
+        return
+    if summary is not None:
+        from strf_runner.display import cv_table
+
+        out.print(cv_table(summary))
+        out.print(f"cross-validation: {job_dir.parent}", soft_wrap=True, highlight=False)
 
 
 def analysis_figures(out: Console) -> Callable[[Path], dict[str, Path]]:
@@ -124,6 +158,15 @@ def resumable(job_dir: Path) -> bool:
     """The run in ``job_dir`` stopped after saving a training state, and no other run owns the dir."""
     run = RunDir(job_dir)
     return run.interrupted and not run.in_use
+
+
+def interrupted_run(job_dir: Path) -> Path | None:
+    """The run dir that ``resume=true`` would continue: ``job_dir`` itself, or, for a cross-validation, its
+    interrupted fold; None where neither is ``resumable``."""
+    from strf_runner.results.cv import FOLD
+
+    candidates = [job_dir, *sorted(job_dir.glob(f"{FOLD}[0-9]*"))]
+    return next((path for path in candidates if resumable(path)), None)
 
 
 def best_validation_score(summary: dict, cfg: RunConfig) -> float:
@@ -161,6 +204,27 @@ def remove_if_empty(job_dir: Path, as_written: Path | None = None) -> None:
             folder = folder.parent
 
 
+def with_fold_sweep(args: list[str]) -> list[str]:
+    """strf-run's arguments, with ``cv.fold=0,...,k-1`` appended last in a sweep (``-m``) given ``cv.folds=k``:
+    each fold is a job, the innermost loop of the sweep, so that the k folds of an arm are jobs num // k
+    (``compose.cv_subdir`` nests them in one CV dir). ConfigError for cv overrides a sweep cannot take."""
+    if not {"-m", "--multirun"} & set(args):
+        return args
+    given = {a.split("=", 1)[0].lstrip("+"): a.split("=", 1)[1] for a in args if "=" in a}
+    if "cv.fold" in given:
+        raise ConfigError("cv.fold is set by strf-run itself in a sweep (every fold of cv.folds=k is a job): drop cv.fold")
+    text = given.get("cv.folds")
+    if text is None or text.strip() == "null":
+        return args
+    try:
+        folds = int(text)
+    except ValueError:
+        raise ConfigError(f"cv.folds={text!r} must be one whole number >= 2 in a sweep (the folds of every arm)") from None
+    if folds < 2:
+        raise ConfigError(f"cv.folds={folds!r} must be >= 2 (or null: no cross-validation)")
+    return [*args, f"cv.fold={','.join(map(str, range(folds)))}"]
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -179,6 +243,7 @@ def main() -> None:
     try:
         with one_line_errors(PROG, HydraException, OmegaConfBaseException, ValueError, AssertionError,
                              show_traceback=show_traceback):
+            sys.argv[1:] = with_fold_sweep(sys.argv[1:])
             _task()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -265,12 +330,15 @@ def analyze_main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=given_path, help="finished run dirs")
     parser.add_argument("--stimulus", type=int, help="dataset index of the stimulus to show (default: first test one)")
     parser.add_argument("--wav", type=int, default=3, help="receptive fields written as WAV (best neurons; default 3)")
+    parser.add_argument("--fold", type=int, help="for a cross-validation dir (cv.folds=k): analyze its fold F (0..k-1)")
     args = parser.parse_args(argv)
     print_warnings_as_lines("strf-analyze")
     from strf_runner.analysis.run_analysis import analyze_run
+    from strf_runner.results.cv import chosen_fold
 
-    for run in args.runs:
+    for given in args.runs:
         with one_line_errors("strf-analyze"):
+            run = chosen_fold(given, args.fold)
             index = analyze_run(run, stimulus=args.stimulus, n_wav=args.wav,
                                 log=lambda step: print(f"strf-analyze: {run}: {step}", file=sys.stderr))
         drift = index.get("mean_drift")
@@ -315,6 +383,8 @@ def predict_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files already in the output folder (default: refuse, naming the first)")
+    parser.add_argument("--fold", type=int, help="for a cross-validation dir (cv.folds=k): use the model of its fold F "
+                        "(0..k-1)")
     args = parser.parse_args(argv)
     print_warnings_as_lines("strf-predict")
     if not args.wav and not args.dataset_stimulus:
@@ -325,13 +395,14 @@ def predict_main(argv: list[str] | None = None) -> None:
     from strf_runner.display import frame_progress, wide_console
     from strf_runner.predict.audio import open_sound
     from strf_runner.predict.outputs import prediction_files, refuse_existing, write_prediction
+    from strf_runner.results.cv import chosen_fold
     from strf_runner.results.load import load_run, run_dataset
     from strf_runner.results.tables import short_id
 
     console = wide_console()
     table = Table("input", "duration", "bins", "mean rate", "most active neuron (its mean)", "files")
     with one_line_errors("strf-predict"):
-        run = load_run(args.run)
+        run = load_run(chosen_fold(args.run, args.fold))
         out = args.out if args.out is not None else run.path / "predictions"
         jobs = [(p.name, sound_name(p), lambda bar, p=p: predict_sound(run, open_sound(p), args.chunk_s, bar))
                 for p in args.wav]

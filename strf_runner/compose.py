@@ -27,6 +27,24 @@ def register_configs() -> None:
             cs.store(name=f"schema_{group}_{kind}", node=node)
 
 
+def cv_subdir(num: int, run_name: str, folds: int | None, fold: int | None) -> str:
+    """A sweep job's subdir (``hydra.sweep.subdir``): ``<num>_<run_name>``, or for fold ``fold`` of a
+    cross-validation ``<arm>_<run_name>/fold<fold>`` with arm = num // folds, as strf-run makes the folds the
+    innermost loop of a sweep (``cli.with_fold_sweep``): the k folds of an arm share one CV dir."""
+    if folds is None or fold is None:
+        return f"{num}_{run_name}"
+    return f"{int(num) // int(folds)}_{run_name}/fold{fold}"
+
+
+def register_resolvers() -> None:
+    """The OmegaConf resolvers conf/config.yaml uses (``cv_subdir``). Run when this module is imported,
+    so that a launcher's job process (which imports the task, hence this module) has them too."""
+    OmegaConf.register_new_resolver("cv_subdir", cv_subdir, replace=True)
+
+
+register_resolvers()
+
+
 def show_plugins() -> None:
     """Put the repository's ``hydra_plugins/`` (strf-runner's SLURM launcher) on the namespace path that
     Hydra's plugin scan walks. A wheel installs it into site-packages, where the scan finds it anyway;

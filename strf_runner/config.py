@@ -322,6 +322,18 @@ class LoggerConfig:
     wandb: Optional[WandbLoggerConfig] = None
 
 
+@dataclass
+class CVConfig:
+    """k-fold cross-validation over stimuli (``strf_runner/data/folds.py`` documents which stimuli each fold
+    tests, validates and trains on). ``folds`` null: one run on the dataset's own split. ``fold``: the one
+    fold a run fits (set by strf-run itself: a single command runs every fold, a sweep makes each fold a
+    job). ``val``: validation stimuli per fold (null: the size of the file's own validation split)."""
+
+    folds: Optional[int] = None
+    fold: Optional[int] = None
+    val: Optional[int] = None
+
+
 LOGGER_OPTIONS: dict[str, type] = {"tensorboard": TensorBoardLoggerConfig, "mlflow": MLflowLoggerConfig,
                                    "wandb": WandbLoggerConfig}
 
@@ -335,6 +347,7 @@ class RunConfig:
     model: ModelConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
+    cv: CVConfig = dataclasses.field(default_factory=CVConfig)
     seed: int = 0
     data_seed: int = II("seed")
     device: str = "auto"
@@ -441,6 +454,7 @@ def validate(cfg: RunConfig) -> None:
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
+    validate_cv(cfg)
     if t.loss == "poisson" and not nonnegative_rates(cfg.model):
         raise ConfigError(
             f"trainer.loss=poisson needs non-negative predicted rates, which model={cfg.model.name} with these "
@@ -455,6 +469,31 @@ def validate(cfg: RunConfig) -> None:
             StrfRunnerWarning,
             stacklevel=2,
         )
+
+
+def validate_cv(cfg: RunConfig) -> None:
+    """The cross-validation keys alone and with the dataset's splits; ConfigError naming the key. What
+    depends on the data (more folds than stimuli, too few left for validation) is ``data.folds.check_folds``."""
+    cv = cfg.cv
+    if cv.folds is None:
+        for key in ("fold", "val"):
+            if getattr(cv, key) is not None:
+                raise ConfigError(f"cv.{key}={getattr(cv, key)!r} needs cv.folds (the number of folds), which is null")
+        return
+    if cv.folds < 2:
+        raise ConfigError(f"cv.folds={cv.folds!r} must be >= 2 (or null: no cross-validation)")
+    if cv.fold is not None and not 0 <= cv.fold < cv.folds:
+        raise ConfigError(f"cv.fold={cv.fold!r} must be in 0..{cv.folds - 1} (cv.folds={cv.folds})")
+    if cv.val is not None and cv.val < 1:
+        raise ConfigError(f"cv.val={cv.val!r} must be >= 1 (or null: the size of the dataset's validation split)")
+    for name in ("train", "val", "test"):
+        if getattr(cfg.dataset, f"{name}_stimuli") is not None:
+            raise ConfigError(f"dataset.{name}_stimuli cannot be combined with cv.folds={cv.folds}: cross-validation "
+                              f"chooses every fold's stimuli itself (drop dataset.{name}_stimuli)")
+    split = getattr(cfg.dataset, "split", "default")
+    if split != "default":
+        raise ConfigError(f"dataset.split={split!r} cannot be combined with cv.folds={cv.folds}: cross-validation "
+                          "chooses every fold's stimuli itself (drop dataset.split)")
 
 
 def nonnegative_rates(model: ModelConfig) -> bool:

@@ -147,3 +147,27 @@ def frame_progress(label: str, console: Console | None = None) -> Iterator[Calla
 
     with progress:
         yield update
+
+
+def cv_table(summary: dict) -> Table:
+    """The end-of-run table of a cross-validation: the pooled out-of-fold score (what comparisons use), the
+    mean +- SD of the fold scores, and each fold's score and best epoch."""
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+    table = Table(title=f"strf-run cross-validation ({summary['cv']['folds']} folds)", show_header=False,
+                  title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("pipeline", f"{summary['frontend']} -> {summary['model']} on {summary['dataset']['config']}")
+    table.add_row("pooled out-of-fold cc_norm", f"{fmt(summary['test_mean_cc_norm'])} "
+                  f"({summary['test_n_valid']} / {summary['test_n_neurons']} neurons valid; what comparisons use)")
+    table.add_row("fold mean cc_norm", f"{fmt(summary['fold_mean_cc_norm'])} +- {fmt(summary['fold_sd_cc_norm'])} (SD)")
+    for fold in summary["folds"]:
+        table.add_row(f"  {fold['path']}", f"{fmt(fold['test_mean_cc_norm'])} (best epoch {fold['best_epoch']})")
+    if "truth_test_mean_cc_norm" in summary:
+        table.add_row("ground-truth ceiling", fmt(summary["truth_test_mean_cc_norm"]))
+    for text in summary.get("warnings", []):
+        table.add_row("warning", text)
+    table.add_row("wall time", f"{summary['wall_time_s']:.1f} s (all folds)")
+    return table

@@ -195,7 +195,7 @@ def run_experiment(
     configure_torch(cfg.trainer.threads, cfg.trainer.deterministic)
     view = frontend_class(cfg.frontend.name).view
 
-    path, content, sets = load_data(cfg.dataset, view)
+    path, content, sets = load_data(cfg.dataset, view, cfg.cv)
     checks = preflight(cfg, sets)
     cpu_settings = determinism_settings()
     for message in determinism_warnings(cpu_settings):

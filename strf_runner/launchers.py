@@ -264,6 +264,11 @@ def run_study(impl: Any, arguments: list[str]) -> None:
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
     from optuna.trial import TrialState
 
+    folds = OmegaConf.select(impl.config, "cv.folds")
+    if folds is not None:
+        raise ConfigError(f"cv.folds={folds} cannot be used with the Optuna sweeper (+experiment=tune): a trial's "
+                          "objective is one run's validation score; tune without cv.folds, then cross-validate the "
+                          "best parameters with strf-run cv.folds=k")
     directions = impl._get_directions()
     if len(directions) != 1:
         raise ConfigError(f"hydra.sweeper.direction={directions}: strf-run's objective is one number (the run's "

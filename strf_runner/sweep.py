@@ -39,6 +39,7 @@ from strf_runner.results.collect import (
     is_run_dir,
     read_run,
 )
+from strf_runner.results.cv import assemble_all
 from strf_runner.results.report import write_report
 from strf_runner.results.rundir import CONFIG, LAST_STATE, RESULT_FILES, TRACKING, RunDir
 from strf_runner.tracking.base import Group, group_name
@@ -225,6 +226,8 @@ class AggregateCallback(Callback):
         if sweep_dir.is_dir():
             logger = OmegaConf.to_object(config.logger) if OmegaConf.select(config, "logger") is not None else None
             try:
+                for cv_dir in assemble_all(sweep_dir):  # e.g. every fold reused: no job assembled it
+                    console.print(f"cross-validation assembled: {cv_dir}", soft_wrap=True, highlight=False)
                 report([sweep_dir], baseline=self.baseline, console=console, logger=logger)
             except Exception as err:
                 console.print(f"[yellow]strf-run: could not aggregate {sweep_dir}: {err}[/yellow]", soft_wrap=True)

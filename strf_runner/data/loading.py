@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from strf_runner.data.digest import DataIdentity, data_identity
 from strf_runner.data.dataset import NeuralDataset, split_datasets
+from strf_runner.data.folds import check_folds, default_val, fold_splits
 from strf_runner.data.schema import VIEWS, DatasetContent, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
 from strf_runner.data.sources import get_source
@@ -24,14 +25,36 @@ def dataset_path(dataset: Any) -> Path:
     return get_source(dataset.source).path(dataset)
 
 
-def stimulus_splits(dataset: Any) -> dict[str, list[int] | None]:
-    """Split overrides: the source's named split (NS1's ``dataset.split``), then explicit *_stimuli on top."""
+def stimulus_splits(dataset: Any, cv: Any = None, content: DatasetContent | None = None
+                    ) -> dict[str, list[int] | None]:
+    """Split overrides: the source's named split (NS1's ``dataset.split``), then explicit *_stimuli on top;
+    or, for one fold of a cross-validation (``cv.fold`` set; ``content`` the dataset), that fold's
+    (``data.folds.fold_splits``; ConfigError where the folds cannot be cut from the dataset)."""
+    if cv is not None and cv.fold is not None:
+        return dict(fold_splits(len(content.stimuli), cv.folds, cv.fold, cv_val(cv, content)))
     splits: dict[str, list[int] | None] = dict(get_source(dataset.source).splits(dataset))
     for name in ("train", "val", "test"):
         given = getattr(dataset, f"{name}_stimuli")
         if given is not None:
             splits[name] = list(given)
     return splits
+
+
+def cv_val(cv: Any, content: DatasetContent) -> int:
+    """Validation stimuli per fold: ``cv.val``, else the size of the file's own validation split (at least 1)."""
+    return cv.val if cv.val is not None else default_val(content.splits.get("val", []))
+
+
+def check_cv(dataset: Any, cv: Any, view: str) -> int:
+    """Whether ``cv.folds`` folds can be cut from the dataset's stimuli (its file made first if needed, and
+    read in ``view``), before anything is written: ConfigError naming the key otherwise. Returns the
+    validation size per fold."""
+    path = dataset_path(dataset)
+    with _named_cache(dataset, path):
+        content = read_dataset(path, views=(view,))
+    val = cv_val(cv, content)
+    check_folds(len(content.stimuli), cv.folds, val)
+    return val
 
 
 def dataset_identity(dataset: Any) -> DataIdentity:
@@ -59,10 +82,11 @@ def _only_view(content: DatasetContent, view: str) -> DatasetContent:
     return dataclasses.replace(content, stimuli=[dataclasses.replace(s, **dropped) for s in content.stimuli])
 
 
-def load_data(dataset: Any, view: str) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
+def load_data(dataset: Any, view: str, cv: Any = None) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
     """The dataset file, its content (cut to the selected neurons) and the train / val / test sets in
-    ``view``. The whole file is read once, so its ``data_identity`` is known afterwards without another
-    read. A damaged cache file is named with the advice to delete it."""
+    ``view``: the file's splits with the config's overrides, or fold ``cv.fold``'s of a cross-validation
+    (``cv``: the run's ``cv`` config). The whole file is read once, so its ``data_identity`` is known
+    afterwards without another read. A damaged cache file is named with the advice to delete it."""
     path = dataset_path(dataset)
     with _named_cache(dataset, path):
         content = read_dataset(path)
@@ -71,7 +95,11 @@ def load_data(dataset: Any, view: str) -> tuple[Path, DatasetContent, dict[str, 
     neurons = select_neuron_indices(content.neuron_meta, content.neuron_ids, dataset.neurons)
     if neurons != list(range(len(content.neuron_ids))):
         content = subset_neurons(content, neurons)
-    sources = [f"dataset.split={dataset.split}"] if hasattr(dataset, "split") else []
-    sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test") if getattr(dataset, f"{k}_stimuli") is not None]
+    if cv is not None and cv.fold is not None:
+        sources = [f"cv.folds={cv.folds} cv.fold={cv.fold}"]
+    else:
+        sources = [f"dataset.split={dataset.split}"] if hasattr(dataset, "split") else []
+        sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test")
+                    if getattr(dataset, f"{k}_stimuli") is not None]
     origin = f"splits set by {', '.join(sources)}" if sources else "the file's own /splits"
-    return path, content, split_datasets(content, view, stimulus_splits(dataset), origin=origin)
+    return path, content, split_datasets(content, view, stimulus_splits(dataset, cv, content), origin=origin)

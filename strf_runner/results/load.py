@@ -46,8 +46,12 @@ def load_run(path: str | Path) -> LoadedRun:
     path = Path(path)
     if not (path / SUMMARY).is_file():
         raise ResultsError(f"{path} is not a finished run ({SUMMARY} missing): nothing to load")
-    info = read_run_json(path / MODEL_INFO)
     summary = read_run_json(path / SUMMARY)
+    folds = (summary.get("cv") or {}).get("folds") if isinstance(summary.get("cv"), dict) else None
+    if folds is not None:
+        raise ResultsError(f"{path} is a cross-validation of {folds} folds, not one model: give one of its folds "
+                           f"({path / 'fold0'} .. fold{int(folds) - 1})")
+    info = read_run_json(path / MODEL_INFO)
     check_model_info(info, path / MODEL_INFO)
     check_summary(summary, info, path / SUMMARY)
     try:
