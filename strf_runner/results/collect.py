@@ -9,7 +9,6 @@ neurons.csv; the record's error names the file and what is wrong).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,9 @@ from strf_runner.results.rundir import (
     SLURM,
     SUMMARY,
     RunDir,
+    one_line,
+    read_json,
+    read_text,
 )
 
 @dataclass
@@ -76,7 +78,7 @@ def _read_neurons(path: Path) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype={"id": str})
     except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+        raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
     missing = [c for c in ("id", "cc_norm", "valid") if c not in table.columns]
     if missing:
         problem = f"lacks the {' and '.join(missing)} column{'s' if len(missing) > 1 else ''}"
@@ -112,19 +114,11 @@ def _fitted_ids(model_json: Path) -> list[str] | None:
     summary's count is checked instead); ResultsError naming the file if it cannot be read."""
     if not model_json.is_file():
         return None
-    info = _read_json(model_json)
+    info = read_json(model_json)
     ids = info.get("neuron_ids")
     if not isinstance(ids, list):
         raise ResultsError(f"{model_json} has no neuron_ids list")
     return [str(i) for i in ids]
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line (YAML and pandas spread theirs over several)."""
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark is not None:
-        mark = err.problem_mark
-        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return " ".join(str(err).split())
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -167,12 +161,12 @@ def read_run(path: str | Path) -> RunRecord:
 
 def _with_status(path: Path, flat: dict[str, Any]) -> RunRecord:
     if (path / SUMMARY).is_file():
-        return RunRecord(path, "finished", flat, summary=_read_json(path / SUMMARY))
+        return RunRecord(path, "finished", flat, summary=read_json(path / SUMMARY))
     if (path / FAILED).is_file():
-        return RunRecord(path, "failed", flat, error=str(_read_json(path / FAILED).get("error", "")))
+        return RunRecord(path, "failed", flat, error=str(read_json(path / FAILED).get("error", "")))
     for record in (SLURM, ENDED):  # a SLURM or local_parallel job that ended before its run did
         if (path / record).is_file():
-            return RunRecord(path, "unfinished", flat, error=str(_read_json(path / record).get("error", "")))
+            return RunRecord(path, "unfinished", flat, error=str(read_json(path / record).get("error", "")))
     return RunRecord(path, "unfinished", flat)
 
 
@@ -220,7 +214,7 @@ def finished_with_hash(root: str | Path, wanted_hash: str) -> Iterator[tuple[Pat
     summary (unreadable summaries skipped)."""
     for summary in _visible(root, SUMMARY):
         try:
-            record = _read_json(summary)
+            record = read_json(summary)
         except ResultsError:
             continue
         if record.get("config_hash") == wanted_hash:
@@ -241,34 +235,12 @@ def interrupted_with_hash(root: str | Path, wanted_hash: str, state: str = LAST_
             continue
 
 
-def _read_text(path: Path) -> str:
-    """A run file's text; ResultsError naming the file if it cannot be read or is empty."""
-    try:
-        text = path.read_text()
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
-    if not text.strip():
-        raise ResultsError(f"{path} is empty")
-    return text
-
-
 def _read_config(path: Path) -> dict[str, Any]:
     """A run's config.yaml as a nested dict; ResultsError naming the file if it is not one."""
     try:
-        config = yaml.safe_load(_read_text(path))
+        config = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
-        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
+        raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
     if not isinstance(config, dict) or not config:
         raise ResultsError(f"{path} is not a mapping of config keys")
     return config
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object (summary.json, failed.json); ResultsError naming the file if it is not one."""
-    try:
-        value = json.loads(_read_text(path))
-    except ValueError as err:
-        raise ResultsError(f"cannot read {path}: {_one_line(err)}") from err
-    if not isinstance(value, dict):
-        raise ResultsError(f"{path} is not a JSON object")
-    return value

@@ -258,15 +258,7 @@ class RunDir:
         """data.json: the data this folder's run trained on; None for a run from before it was written.
         ResultsError naming the file if it cannot be read."""
         path = self.path / DATA
-        if not path.is_file():
-            return None
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise ResultsError(f"cannot read {path}: {' '.join(str(err).split())}") from err
-        if not isinstance(record, dict):
-            raise ResultsError(f"{path} is not a JSON object")
-        return record
+        return read_json(path) if path.is_file() else None
 
     def saved_config(self) -> dict[str, Any] | None:
         """The resolved config this folder's run wrote (config.yaml as a dict), None if it has none."""
@@ -298,6 +290,36 @@ class RunDir:
     def record_failure(self, failure: dict[str, Any]) -> Path:
         """failed.json: ``failure`` holds at least "error" (one line) and "type"."""
         return self.write_json(FAILED, failure)
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (YAML and pandas spread theirs over several)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
+
+
+def read_text(path: Path) -> str:
+    """A run file's text; ResultsError naming the file if it cannot be read or is empty."""
+    try:
+        text = path.read_text()
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
+    if not text.strip():
+        raise ResultsError(f"{path} is empty")
+    return text
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run file holding a JSON object (summary.json, failed.json, data.json, model.json); ResultsError naming the file if it is not one."""
+    try:
+        value = json.loads(read_text(path))
+    except ValueError as err:
+        raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path} is not a JSON object")
+    return value
 
 
 def _try_flock(fd: int) -> bool:
