@@ -115,7 +115,7 @@ class ProcessPerJob:
             config = job_config(self.hydra_context, self.config, overrides, num, f"{self.config.hydra.job.name}_{num}")
             jobs.append(_Job(num, list(overrides), config))
         common = cloudpickle.dumps((self.hydra_context, self.task_function, Singleton.get_state()))
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or CUDA state forked
+        context = _job_context()
         waiting, running, ended = deque(jobs), [], []
         try:
             while waiting or running:
@@ -148,6 +148,21 @@ class ProcessPerJob:
                           "CPU core")
 
 
+PRELOAD = ["torch", "torch._inductor", "strf_runner.cli", "strf_runner.experiment"]  # torch._inductor: what torch.use_deterministic_algorithms imports
+
+
+def _job_context() -> Any:
+    """How a job's process starts: forked from a server process that has imported ``PRELOAD`` once
+    (``forkserver``), so that a job does not pay torch's import (seconds) again; the server is a fresh
+    interpreter that has run no torch op, so no threads or CUDA state are forked. Where there is no
+    forkserver (Windows), a fresh interpreter per job (``spawn``)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
 class _Job:
     """One job of a local_parallel sweep: its config, its process, and the JobReturn it sent back."""
 
@@ -165,7 +180,7 @@ class _Job:
         reader, writer = context.Pipe(duplex=False)
         self.process = context.Process(target=_job_process, args=(common, cloudpickle.dumps(self.config), writer),
                                        name=f"strf-run job #{self.num}")
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is the sweep's to pass on
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by a spawned job and the forkserver
         try:
             self.process.start()
         finally:
@@ -219,6 +234,7 @@ def _job_process(common: bytes, job: bytes, results: Connection) -> None:
     ignored (inherited from ``_Job.start``): Ctrl-C in the terminal is the sweep's process's to pass on."""
     import cloudpickle
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         hydra_context, task_function, singleton_state = cloudpickle.loads(common)
