@@ -35,7 +35,10 @@ PROG = "strf-run"
 
 @hydra.main(version_base="1.3", config_path="pkg://strf_runner.conf", config_name="config")
 def _task(cfg: DictConfig) -> float:
-    """One run. Returns its best validation score: what a sweeper (Optuna) optimises, never the test set."""
+    """One run. Returns its best validation score: what a sweeper (Optuna) optimises, never the test set.
+    Runs in the job's own process under the local_parallel and SLURM launchers, so process-wide settings
+    a run's speed needs (``keep_freed_memory``) are made here, not in ``main``."""
+    keep_freed_memory()
     from strf_runner.display import epoch_progress, summary_table
     from strf_runner.experiment import run_experiment
 
@@ -236,7 +239,6 @@ def main() -> None:
         sys.argv.remove("--debug")
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    keep_freed_memory()
     register_configs()
     print_warnings_as_lines(PROG)
     signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept

@@ -44,14 +44,51 @@ def summaries(sweep: Path) -> list[dict]:
 
 
 def test_local_parallel_launcher_runs_the_jobs_of_a_sweep(tmp_path, cache):
-    sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=local_parallel", "seed=0,1", "trainer.threads=1", *TINY, f"hydra.sweep.dir={sweep}"]
-    proc = strf_run(args, cache, tmp_path)
+    """Two jobs, each in a process of its own, which keeps freed memory as strf-run's does: a LEAF step
+    took twice as long in local_parallel jobs that gave every freed tensor back to the OS."""
+    sweep, probes = tmp_path / "sweep", tmp_path / "probes"
+    probes.mkdir()
+    probe = ["+hydra.callbacks.probe._target_=tests.test_launchers.MallocProbe", f"+hydra.callbacks.probe.folder={probes}"]
+    args = ["-m", "hydra/launcher=local_parallel", "seed=0,1", "trainer.threads=1", *TINY, *probe,
+            f"hydra.sweep.dir={sweep}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = strf_run(args, cache, tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert "Launching 2 jobs locally, 2 at a time, each in a process of its own" in proc.stdout + proc.stderr
     runs = sorted(p.parent.name for p in sweep.glob("*/summary.json"))
     assert runs == ["0_native-linear-synth_tiny-s0", "1_native-linear-synth_tiny-s1"]
     assert [s["seed"] for s in summaries(sweep)] == [0, 1]
+    seen = {int(p.stem): json.loads(p.read_text()) for p in probes.glob("*.json")}
+    if any(s["mallinfo2"] is False for s in seen.values()):
+        pytest.skip("this C library has no mallinfo2 (glibc >= 2.33) to look at its allocator with")
+    assert seen == {0: {"mallinfo2": True, "mmapped": False}, 1: {"mallinfo2": True, "mmapped": False}}
+
+
+class MallocProbe(Callback):
+    """A Hydra callback (``+hydra.callbacks.probe``) that looks, in a job's process after its run, at
+    how glibc serves a 64 MiB malloc: from a fresh mmap (the default), or from the heap, which keeps
+    freed memory (``keep_freed_memory``). Writes ``<folder>/<seed>.json``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_job_end(self, config: DictConfig, job_return: object, **kwargs) -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        found: dict = {"mallinfo2": hasattr(libc, "mallinfo2")}
+        if found["mallinfo2"]:
+            class MallInfo2(ctypes.Structure):
+                _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                             "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+            libc.mallinfo2.restype = MallInfo2
+            libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+            before = libc.mallinfo2().hblks
+            block = libc.malloc(64 << 20)
+            found["mmapped"] = libc.mallinfo2().hblks > before
+            libc.free(block)
+        (self.folder / f"{config.seed}.json").write_text(json.dumps(found))
 
 
 class Gate(Callback):
