@@ -270,10 +270,14 @@ def report_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="strf-report",
         description="Aggregate the runs under one or more sweep dirs into one comparison: per arm (front-end x "
-        "model x any other varied key) test cc_norm with bootstrap CIs over neurons and mean +- SD over seeds; per "
-        "arm against its baseline the paired per-neuron difference, its CI, a Wilcoxon signed-rank p and the share "
-        "of neurons improved. Writes CSV, report.md and comparison.png; lists failed and unfinished runs, and "
-        "corrupt ones (a config.yaml, summary.json, failed.json or neurons.csv that cannot be read) with the reason.",
+        "model x any other varied key) test cc_norm with a 95 percent CI from a bootstrap over test stimuli and, within "
+        "them, neurons (over neurons only where the runs' test predictions or dataset file are missing; the "
+        "tables say which), and mean +- SD over seeds; per arm against its baseline the paired difference and its "
+        "CI, a sign-flip test over test stimuli, a Wilcoxon signed-rank test over neurons, and the shares of "
+        "stimuli and neurons improved. A cross-validated run (cv.folds) is one run scored on all stimuli from its "
+        "folds' joined predictions. Writes CSV, report.md and comparison.png; lists failed and unfinished runs, "
+        "and corrupt ones (a config.yaml, summary.json, failed.json or neurons.csv that cannot be read) with the "
+        "reason.",
         epilog="Example: strf-report outputs/multirun/2026-11-28/14-03-11 --baseline frontend=native",
     )
     parser.add_argument("dirs", nargs="+", type=given_path, help="sweep dirs, folders of sweeps, or run dirs")

@@ -271,5 +271,17 @@ def test_a_sweep_fits_arms_by_folds_and_compares_the_arms_on_their_cv_scores(tmp
         summary = json.loads((cv_dir / "summary.json").read_text())
         row = runs[runs["arm"] == arm].iloc[0]
         assert row["test_mean_cc_norm"] == pytest.approx(summary["test_mean_cc_norm"], rel=1e-5), "compared: pooled"
+        fold_scores = [f["test_mean_cc_norm"] for f in summary["folds"]]
+        assert row["fold_mean_cc_norm"] == pytest.approx(np.mean(fold_scores), rel=1e-5)
+        assert row["fold_sd_cc_norm"] == pytest.approx(np.std(fold_scores, ddof=1), rel=1e-5)
+    arms = pd.read_csv(sweep / "aggregate" / "arms.csv").set_index("arm")
+    assert (arms["fold_mean_cc_norm"] == runs.set_index("arm")["fold_mean_cc_norm"]).all()
+    folds = pd.read_csv(sweep / "aggregate" / "folds.csv", dtype={"test_stimuli": str})
+    assert len(folds) == 6 and list(folds["fold"]) == [0, 1, 2] * 2
+    assert sorted(" ".join(folds["test_stimuli"][:3]).split()) == [str(i) for i in range(6)]  # every stimulus once
+    for row in folds.itertuples():
+        fold_summary = json.loads((tmp_path / row.path / "summary.json").read_text())  # as strf-run saw it
+        assert row.test_mean_cc_norm == pytest.approx(fold_summary["test_mean_cc_norm"], rel=1e-5)
+        assert row.best_epoch == fold_summary["best_epoch"]
     comparisons = pd.read_csv(sweep / "aggregate" / "comparisons.csv")
     assert list(comparisons["arm"]) == ["frontend=native_pcen"] and list(comparisons["baseline"]) == ["frontend=native"]

@@ -13,10 +13,15 @@ CIs (``ci_low``, ``ci_high``) resample test stimuli and neurons (``strf_runner.r
 runs' test predictions scored against the dataset file they trained on. Where those cannot be had (a run
 without test predictions, a dataset file not here), the CI resamples neurons only; ``ci_resamples`` says
 which, ``ci_note`` why. The neuron-only CI is always kept as ``neuron_ci_low`` / ``neuron_ci_high``.
+
+A cross-validated run (a CV dir) is one run whose score is the pooled out-of-fold cc_norm; runs.csv and
+arms.csv then also give the mean (SD) of its folds' own test scores (``fold_mean_cc_norm``,
+``fold_sd_cc_norm``), and folds.csv one row per fold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import warnings
@@ -47,6 +52,7 @@ SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "da
 NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
 # not config keys: what the runs trained and were scored on, in an arm's label only where runs differ in it
 DATA_KEY, NEURONS_KEY = "data", "neurons"
+FOLD_COLUMNS = ["arm", "seed", "fold", "test_stimuli", "test_mean_cc_norm", "best_epoch", "epochs_run", "path"]
 COMPARISON_COLUMNS = [
     "arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "ci_resamples", "neuron_ci_low", "neuron_ci_high",
     "wilcoxon_p", "frac_improved", "n_stimuli", "stimulus_corr_diff", "stimulus_p", "stimuli_improved", "ci_note",
@@ -61,7 +67,8 @@ class Aggregate:
     config). arms: one row per arm (CI columns: see the module docstring).
     comparisons: one row per arm with a baseline (``COMPARISON_COLUMNS``). per_neuron: arm x neuron, cc_norm
     averaged over the arm's finished seeds (NaN where invalid in every seed). baselines: arm -> its baseline arm.
-    neurons: the named neuron selection every score is restricted to, or None.
+    neurons: the named neuron selection every score is restricted to, or None. folds: one row per fold
+    of each cross-validated run (``FOLD_COLUMNS``; empty without one).
     """
 
     runs: pd.DataFrame
@@ -71,6 +78,7 @@ class Aggregate:
     baselines: dict[str, str]
     label_keys: list[str]
     neurons: str | None = None
+    folds: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=FOLD_COLUMNS))
 
 
 def _value(v: Any) -> str:
@@ -169,6 +177,8 @@ def aggregate(runs: list[RunRecord], baseline: str = "frontend=native", neurons:
         baselines={a: b for a, b in baselines.items() if a != b and {a, b} <= per_neuron_cols.keys()},
         label_keys=keys,
         neurons=neurons,
+        folds=pd.DataFrame([row for r, label in zip(runs, labels) for row in _fold_rows(r, label)],
+                           columns=FOLD_COLUMNS),
     )
 
 
@@ -228,7 +238,23 @@ def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
         "reused_from": s.get("reused_from", ""),
         "error": r.error,
         "path": str(r.path),
+        **{key: s[key] for key in FOLD_SCORES if key in s},
     }
+
+
+FOLD_SCORES = ("fold_mean_cc_norm", "fold_sd_cc_norm")  # a CV run's summary: its folds' own test scores
+
+
+def _fold_rows(r: RunRecord, arm: str | None) -> list[dict[str, Any]]:
+    """folds.csv's rows of a finished cross-validated run (none for any other run)."""
+    folds, cv = r.summary.get("folds"), r.summary.get("cv")
+    if r.status != "finished" or not isinstance(folds, list) or not isinstance(cv, dict):
+        return []
+    tests = [" ".join(map(str, a["test"])) for a in cv.get("assignment", [])]
+    return [{"arm": arm, "seed": r.seed, "fold": f["fold"],
+             "test_stimuli": tests[f["fold"]] if f["fold"] < len(tests) else "",
+             "test_mean_cc_norm": f.get("test_mean_cc_norm", math.nan), "best_epoch": f.get("best_epoch"),
+             "epochs_run": f.get("epochs_run"), "path": str(r.path / f["path"])} for f in folds]
 
 
 def _valid_scores(r: RunRecord, keep: set[str] | None) -> pd.Series:
@@ -284,6 +310,8 @@ def _arm_row(
         "seed_sd": float(seed_means.std(ddof=1)) if seed_means.size > 1 else math.nan,
         "n_params": params[0] if len(params) == 1 else (params or None),
         "wall_time_s": float(np.mean([r.summary.get("wall_time_s", math.nan) for r in finished])) if finished else math.nan,
+        **({"fold_mean_cc_norm": float(np.mean([r.summary.get("fold_mean_cc_norm", math.nan) for r in finished]))}
+           if keep is None and any("fold_mean_cc_norm" in r.summary for r in finished) else {}),
     }
 
 

@@ -1,8 +1,8 @@
 """Writing a sweep's aggregate: CSV tables, a Markdown report and the comparison figure.
 
 Files (in ``<sweep dir>/aggregate/`` by default), each written atomically:
-arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png, and capacity.png when the
-arms cross several front-ends with several readouts.
+arms.csv, comparisons.csv, runs.csv, per_neuron.csv, report.md, comparison.png, capacity.png when the
+arms cross several front-ends with several readouts, and folds.csv when runs are cross-validated.
 Failed, unfinished and corrupt runs are counted per arm and listed with their error.
 """
 
@@ -190,8 +190,8 @@ def write_report(agg: Aggregate, out_dir: str | Path, sources: list[str], figure
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name, table in (("arms", agg.arms), ("comparisons", agg.comparisons), ("runs", agg.runs),
-                        ("per_neuron", agg.per_neuron)):
+    tables = [("arms", agg.arms), ("comparisons", agg.comparisons), ("runs", agg.runs), ("per_neuron", agg.per_neuron)]
+    for name, table in tables + ([("folds", agg.folds)] if not agg.folds.empty else []):
         files[name] = atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     for stem, fig in (figures or {}).items():
         files["figure" if stem == "comparison" else stem] = save_png(fig, out / f"{stem}.png")

@@ -77,6 +77,30 @@ def test_a_2x2_sweep_runs_as_one_job_array_and_aggregates(slurm, tmp_path):
     assert "gpus" not in script and "gres" not in script  # device=cpu asks for no GPU
 
 
+def test_a_cross_validated_sweep_runs_its_folds_as_tasks_and_compares_arms_on_cv_scores(slurm, tmp_path):
+    """cv.folds=2 with two arms: four tasks of one array, one per fold; each arm's CV dir is assembled when
+    its last fold ends, whichever task that is, and the aggregate compares the arms on all stimuli."""
+    out = tmp_path / "sweep"
+    proc = sweep(slurm, [*SMALL, "trainer=smoke", "frontend=native,native_pcen", "cv.folds=2", f"hydra.sweep.dir={out}"],
+                 tmp_path / "cache", tmp_path)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert sorted(p.parent.relative_to(out).as_posix() for p in out.glob("*/fold*/summary.json")) == [
+        "0_native-linear-synth_tiny-s0/fold0", "0_native-linear-synth_tiny-s0/fold1",
+        "1_native_pcen-linear-synth_tiny-s0/fold0", "1_native_pcen-linear-synth_tiny-s0/fold1"]
+    for arm in ("0_native-linear-synth_tiny-s0", "1_native_pcen-linear-synth_tiny-s0"):
+        summary = json.loads((out / arm / "summary.json").read_text())
+        assert summary["cv"]["folds"] == 2 and len(summary["folds"]) == 2
+    script = next((out / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%4" in script
+    arms = pd.read_csv(out / "aggregate" / "arms.csv")
+    assert list(arms["frontend"]) == ["native", "native_pcen"] and list(arms["runs"]) == [1, 1]
+    assert list(arms["ci_resamples"]) == ["stimuli and neurons"] * 2
+    assert list(arms["n_stimuli"]) == [6, 6]  # synth_tiny's stimuli, every one tested once
+    comparisons = pd.read_csv(out / "aggregate" / "comparisons.csv")
+    assert list(comparisons["arm"]) == ["frontend=native_pcen"] and list(comparisons["n_stimuli"]) == [6]
+
+
 def test_a_cancelled_task_is_recorded_the_rest_aggregates_and_a_rerun_trains_only_it(slurm, tmp_path):
     out = tmp_path / "sweep"
     args = [*SMALL, *LONG, "seed=0,1", f"hydra.sweep.dir={out}"]
