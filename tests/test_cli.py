@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import TINY_ARGS, strf_run
+from tests.helpers.commands import TINY_ARGS, strf_run
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +16,7 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.mark.e2e
 def test_smoke_run_writes_results_and_prints_the_table(tmp_path, cache):
     proc = strf_run(TINY_ARGS + [f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -31,12 +32,14 @@ def test_smoke_run_writes_results_and_prints_the_table(tmp_path, cache):
     assert len(pd.read_csv(run / "history.csv")) == summary["epochs_run"]
 
 
+@pytest.mark.e2e
 def test_default_output_dir_is_under_outputs(tmp_path, cache):
     proc = strf_run(TINY_ARGS + ["trainer.max_epochs=1"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "outputs" / "runs").glob("*/*/summary.json"))) == 1
 
 
+@pytest.mark.e2e
 def test_finished_run_is_not_overwritten(tmp_path, cache):
     args = TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
     assert strf_run(args, cache, tmp_path).returncode == 0
@@ -57,6 +60,7 @@ def test_finished_run_is_not_overwritten(tmp_path, cache):
         (["dataset=hdf5", "dataset.path=missing.h5"], "missing.h5 does not exist"),
     ],
 )
+@pytest.mark.e2e
 def test_bad_input_is_one_line_without_traceback(tmp_path, cache, args, expected):
     proc = strf_run(args, cache, tmp_path)
     assert proc.returncode == 2
@@ -64,6 +68,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, cache, args, expected
     assert len(lines) == 1 and expected in lines[0] and lines[0].startswith("strf-run: error:"), proc.stderr
 
 
+@pytest.mark.e2e
 def test_corrupt_dataset_file(tmp_path, cache):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
@@ -71,6 +76,7 @@ def test_corrupt_dataset_file(tmp_path, cache):
     assert proc.returncode == 2 and "bad.h5" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.e2e
 def test_help_and_cfg(tmp_path, cache):
     proc = strf_run(["--help"], cache, tmp_path)
     assert proc.returncode == 0
@@ -81,6 +87,7 @@ def test_help_and_cfg(tmp_path, cache):
     assert proc.returncode == 0 and "seed: 3" in proc.stdout and "temporal_window_size: 9" in proc.stdout
 
 
+@pytest.mark.e2e
 def test_ns1_leaf_run_on_the_real_release(tmp_path, cache, ns1_raw_dir):
     """dataset=ns1 from an existing copy, the waveform view through LEAF, a named neuron selection."""
     args = ["dataset=ns1", f"dataset.root={ns1_raw_dir}", "dataset.neurons=valid73", "frontend=leaf"]

@@ -81,7 +81,7 @@ def test_a_readout_budget_replaces_the_trainers_epochs_and_trains_its_own_parame
 
     from strf_runner.config import epoch_budget
     from strf_runner.experiment import run_experiment
-    from tests.helpers import tiny_config
+    from tests.helpers.runs import tiny_config
 
     assert epoch_budget(compose_run(["model=statenet", "model.max_epochs=150"])) == (150, 30)
     assert epoch_budget(compose_run(["model.patience=5"])) == (100, 5)

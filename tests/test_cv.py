@@ -24,7 +24,10 @@ from strf_runner.errors import ConfigError, ResultsError
 from strf_runner.identity import config_hash
 from strf_runner.results.collect import collect_runs
 from strf_runner.results.cv import chosen_fold
-from tests.helpers import TINY_ARGS, Interrupt, interrupt_after, make_content, ref_cc_norm, strf_run, tiny_config
+from tests.helpers.commands import TINY_ARGS, strf_run
+from tests.helpers.data import make_content
+from tests.helpers.reference import ref_cc_norm
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 N_STIMULI = 7
 
@@ -226,6 +229,7 @@ def test_an_interrupted_cv_resumes_only_its_unfinished_fold(tmp_path, data_file)
 # the command line
 
 
+@pytest.mark.e2e
 def test_strf_run_cv_writes_one_run_dir_per_fold_and_the_cv_result(tmp_path, capsys):
     cv_dir = tmp_path / "outputs" / "cv"
     proc = strf_run(TINY_ARGS + ["cv.folds=3", f"hydra.run.dir={cv_dir}"], tmp_path / "cache", tmp_path)
@@ -249,12 +253,14 @@ def test_strf_run_cv_writes_one_run_dir_per_fold_and_the_cv_result(tmp_path, cap
                         "pass --fold 0..2"]
 
 
+@pytest.mark.e2e
 def test_strf_run_refuses_more_folds_than_stimuli_in_one_line_writing_nothing(tmp_path):
     proc = strf_run(TINY_ARGS + ["cv.folds=7"], tmp_path / "cache", tmp_path)
     assert "cv.folds=7 is more than the dataset's 6 stimuli" in refused_line(proc)
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.e2e
 def test_a_sweep_fits_arms_by_folds_and_compares_the_arms_on_their_cv_scores(tmp_path):
     proc = strf_run(["-m", "frontend=native,native_pcen", *TINY_ARGS, "cv.folds=3", "hydra.sweep.dir=sweep"],
                     tmp_path / "cache", tmp_path)

@@ -19,15 +19,10 @@ from strf_runner.experiment import run_experiment
 from strf_runner.results.aggregate import aggregate
 from strf_runner.results.collect import collect_runs
 from strf_runner.sweep import reuse_finished
-from tests.helpers import (
-    Interrupt,
-    fake_scores,
-    interrupt_after,
-    make_content,
-    run_config,
-    strf_run,
-    write_fake_run,
-)
+from tests.helpers.commands import strf_run
+from tests.helpers.data import make_content
+from tests.helpers.fakes import fake_scores, run_config, write_fake_run
+from tests.helpers.runs import Interrupt, interrupt_after
 
 # a Linear readout short enough for make_content's 20-32-bin stimuli
 SMALL = ["model.temporal_window_size=4", "trainer=smoke", "device=cpu"]
@@ -77,6 +72,7 @@ def test_a_run_records_its_data_where_it_starts_and_where_it_ends(tmp_path):
         assert json.loads((result.run_dir / name).read_text())["format_version"] == 1
 
 
+@pytest.mark.e2e
 def test_a_sweep_rerun_after_the_data_changed_trains_again(tmp_path):
     """Case 1: the same command after the file at the same path changed retrains; the old sweep dir,
     run again, refuses to pass its finished run off as one on the new data."""

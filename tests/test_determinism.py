@@ -29,7 +29,9 @@ from strf_runner.experiment import run_experiment
 from strf_runner.results.rundir import CHECKPOINT, NEURONS, SUMMARY
 from strf_runner.training.seeding import (CPU_ENV, determinism_settings, determinism_warnings, make_deterministic,
                                           openmp_runtime)
-from tests.helpers import TINY_ARGS, TINY_DATASET, strf_run, tiny_config
+from tests.helpers.commands import TINY_ARGS, strf_run
+from tests.helpers.data import TINY_DATASET
+from tests.helpers.runs import tiny_config
 
 TINY = SynthParams(**{k: v for k, v in TINY_DATASET.items() if k != "name"})
 
@@ -102,6 +104,7 @@ def test_determinism_warnings_name_the_setting():
 def test_a_run_records_and_warns_about_dynamic_threads(tmp_path, openmp):
     cfg = tiny_config(tmp_path, max_epochs=1)
     cfg.trainer.deterministic = False  # nothing switches the adjustment off
+    cfg.trainer.threads = 2  # with one thread (as under pytest -n) the adjustment has nothing to take away
     openmp.omp_set_dynamic(1)
     with pytest.warns(UserWarning, match="dynamic thread adjustment is on .omp_set_dynamic.1. by a library"):
         result = run_experiment(cfg, tmp_path / "run")

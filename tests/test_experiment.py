@@ -10,7 +10,7 @@ import pytest
 from strf_runner.config import FrontendConfig, LinearModelConfig, RunConfig, SynthDatasetConfig, TrainerConfig
 from strf_runner.errors import ConfigError, DatasetError
 from strf_runner.experiment import run_experiment
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 
 def test_run_writes_everything_and_reports_the_ceiling(tmp_path):

@@ -28,7 +28,9 @@ from strf_runner.errors import ConfigError, DatasetError, ResultsError, StrfRunn
 from strf_runner.experiment import run_experiment
 from strf_runner.results.rundir import LOCK, RunDir
 from strf_runner.training.fitter import FitState
-from tests.helpers import TINY_ARGS, make_content, strf_cmd, strf_env, strf_run, tiny_config
+from tests.helpers.commands import TINY_ARGS, strf_cmd, strf_env, strf_run
+from tests.helpers.data import make_content
+from tests.helpers.runs import tiny_config
 
 
 def hdf5_config(path: Path, max_epochs: int = 3, **model) -> RunConfig:
@@ -59,6 +61,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 # 1. overlapping splits
 
 
+@pytest.mark.e2e
 def test_overlapping_split_overrides_are_refused_naming_the_shared_stimuli(tmp_path, cache):
     proc = strf_run(TINY_ARGS + ["dataset.train_stimuli=[0,1,2]", "dataset.val_stimuli=[3]",
                                  "dataset.test_stimuli=[0]"], cache, tmp_path)
@@ -254,11 +257,14 @@ def run_files(run) -> set[str]:
     return {p.name for p in run.iterdir() if not p.name.endswith(".tmp")}
 
 
+@pytest.mark.e2e
 def test_two_runs_into_one_dir_at_once_the_second_is_refused(tmp_path, cache):
-    """The issue's case: a long run, and another run started into the same hydra.run.dir while it trains."""
+    """The issue's case: a long run, and another run started into the same hydra.run.dir while it trains.
+    The first run cannot finish before the test stops it (a million epochs, days on any machine): with 400
+    epochs a fast machine finished it before the SIGINT came."""
     run = tmp_path / "shared"
     first = subprocess.Popen(
-        [*strf_cmd(), "dataset=synth_tiny", "device=cpu", "trainer.max_epochs=400", "trainer.patience=400",
+        [*strf_cmd(), "dataset=synth_tiny", "device=cpu", "trainer.max_epochs=1000000", "trainer.patience=1000000",
          f"hydra.run.dir={run}"],
         cwd=tmp_path, env=strf_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -276,6 +282,7 @@ def test_two_runs_into_one_dir_at_once_the_second_is_refused(tmp_path, cache):
     assert "model: ln" not in (run / "config.yaml").read_text()
 
 
+@pytest.mark.e2e
 def test_a_killed_run_is_resumed_not_overwritten_and_records_both_wall_times(tmp_path, cache):
     run = tmp_path / "killed"
     args = ["dataset=synth_tiny", "device=cpu", "trainer.max_epochs=400", "trainer.patience=400", f"hydra.run.dir={run}"]
@@ -349,6 +356,7 @@ def _pages(folder: Path) -> int:
     return sum(-(-p.stat().st_size // 4096) * 4096 for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.e2e
 def test_a_real_full_disk_is_one_line_and_leaves_a_resumable_run(tmp_path, cache, tiny_disk):
     """On a real (tmpfs) disk with room for one epoch's files and half a training state more."""
     one = strf_run(TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'one'}"], cache, tmp_path)
@@ -379,12 +387,14 @@ def test_a_real_full_disk_is_one_line_and_leaves_a_resumable_run(tmp_path, cache
     ],
     ids=["lr_inf", "empty_path", "long_run_name", "huge_window"],
 )
+@pytest.mark.e2e
 def test_bad_values_are_one_line_and_leave_nothing(tmp_path, cache, args, expected):
     line = one_error_line(strf_run(TINY_ARGS + args, cache, tmp_path))
     assert expected in line
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.yaml"))
 
 
+@pytest.mark.e2e
 def test_unwritable_places_are_one_line(tmp_path, cache):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -406,6 +416,7 @@ def test_os_errors_read_as_one_line_naming_the_path():
 # friction
 
 
+@pytest.mark.e2e
 def test_warnings_are_one_clean_line(tmp_path, cache):
     proc = strf_run(TINY_ARGS + ["trainer.max_epochs=2", "trainer.patience=30", f"hydra.run.dir={tmp_path / 'run'}"],
                     cache, tmp_path)
@@ -415,6 +426,7 @@ def test_warnings_are_one_clean_line(tmp_path, cache):
     assert "warnings.warn" not in proc.stderr and "UserWarning" not in proc.stderr
 
 
+@pytest.mark.e2e
 def test_a_run_writes_its_hydra_record_itself(tmp_path, cache):
     proc = strf_run(TINY_ARGS + ["trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -427,6 +439,7 @@ def test_a_run_writes_its_hydra_record_itself(tmp_path, cache):
 # issue 28: the smaller cases (7, 12 and the empty run dir of case 4)
 
 
+@pytest.mark.e2e
 def test_a_run_name_with_a_path_separator_is_refused_and_leaves_nothing(tmp_path, cache):
     line = one_error_line(strf_run(TINY_ARGS + ["run_name=../../x"], cache, tmp_path))
     assert "run_name='../../x' must be a plain folder name" in line
@@ -448,7 +461,7 @@ def test_a_run_that_fails_with_a_non_project_error_leaves_no_empty_run_dir(tmp_p
 
 
 def test_strf_report_does_not_loop_on_links_back_up_the_tree(tmp_path):
-    from tests.helpers import fake_scores, run_config, write_fake_run
+    from tests.helpers.fakes import fake_scores, run_config, write_fake_run
 
     write_fake_run(tmp_path / "sweep" / "0_leaf", run_config("leaf", 0), fake_scores("leaf", 0))
     (tmp_path / "sweep" / "here").symlink_to(".")
@@ -483,7 +496,7 @@ def test_strf_report_refuses_an_empty_path(tmp_path, monkeypatch, capsys):
 
 def test_a_neurons_csv_missing_a_row_is_corrupt(tmp_path):
     from strf_runner.results.collect import collect_runs
-    from tests.helpers import FAKE_NEURON_IDS, fake_scores, run_config, write_fake_run
+    from tests.helpers.fakes import FAKE_NEURON_IDS, fake_scores, run_config, write_fake_run
 
     run = write_fake_run(tmp_path / "0_leaf", run_config("leaf", 0), fake_scores("leaf", 0))
     (run / "model.json").write_text(json.dumps({"neuron_ids": FAKE_NEURON_IDS}))

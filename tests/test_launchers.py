@@ -25,7 +25,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from tests.helpers import strf_cmd, strf_env, strf_run
+from tests.helpers.commands import strf_cmd, strf_env, strf_run
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
@@ -43,6 +43,7 @@ def summaries(sweep: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
 
 
+@pytest.mark.e2e
 def test_local_parallel_launcher_runs_the_jobs_of_a_sweep(tmp_path, cache):
     """Two jobs, each in a process of its own, which keeps freed memory as strf-run's does: a LEAF step
     took twice as long in local_parallel jobs that gave every freed tensor back to the OS."""
@@ -117,6 +118,7 @@ def wait_for(path: Path, what: str, proc: subprocess.Popen | None = None) -> Non
         time.sleep(0.05)
 
 
+@pytest.mark.e2e
 def test_a_killed_local_parallel_job_is_recorded_and_the_other_jobs_finish(tmp_path, cache):
     gate, sweeps = tmp_path / "gate", tmp_path / "sweeps"
     gate.mkdir()
@@ -268,6 +270,7 @@ def test_slurm_config_passes_user_overrides_to_sbatch(tmp_path, monkeypatch):
 # -------------------------------------------------------------------------------------------- Optuna
 
 
+@pytest.mark.e2e
 def test_tune_experiment_maximises_the_validation_score(tmp_path, cache):
     sweep = tmp_path / "tune"
     args = ["-m", "+experiment=tune", "hydra.sweeper.n_trials=2", *TINY, f"hydra.sweep.dir={sweep}"]
@@ -287,6 +290,7 @@ def test_tune_experiment_maximises_the_validation_score(tmp_path, cache):
         assert 1e-4 <= s["lr"] <= 3e-2
 
 
+@pytest.mark.e2e
 def test_a_failed_trial_is_told_to_the_study_and_the_study_goes_on(tmp_path, cache):
     """Trial 0 (window 0, refused by the run) fails, trial 1 (window 3) trains: the seeded TPE sampler
     of +experiment=tune picks 0 then 3."""

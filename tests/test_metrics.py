@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from strf_runner import metrics as M
 from strf_runner.errors import ShapeError
-from tests.helpers import ref_cc_max, ref_cc_norm, ref_correlation, ref_mse, ref_psth, ref_signal_power
+from tests.helpers.reference import ref_cc_max, ref_cc_norm, ref_correlation, ref_mse, ref_psth, ref_signal_power
 
 GOLDEN = Path("/work/shared/data/ccnorm_ref/ref_stats_ccnorm.hdf5")
 TOL = 1e-10

@@ -15,7 +15,8 @@ import pytest
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
 from strf_runner.training.fitter import FitState
-from tests.helpers import TINY_ARGS, Interrupt, interrupt_after, tiny_config
+from tests.helpers.commands import TINY_ARGS
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 
 def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
@@ -45,27 +46,28 @@ def test_resume_refuses_a_different_config_or_a_missing_state(tmp_path):
         run_experiment(cfg, tmp_path / "empty")
 
 
+@pytest.mark.e2e
 def test_sigterm_then_resume_from_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "STRF_RUNNER_DATA": str(tmp_path / "cache")}
-    args = [sys.executable, "-m", "strf_runner.cli", *TINY_ARGS, "trainer.max_epochs=100", "trainer.patience=100",
-            f"hydra.run.dir={run_dir}"]
+    epochs = 400
+    args = [sys.executable, "-m", "strf_runner.cli", *TINY_ARGS, f"trainer.max_epochs={epochs}",
+            f"trainer.patience={epochs}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "last.pt").exists():
-        time.sleep(0.1)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "last.pt").exists():  # its first epoch is done; 400 take seconds more
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended or never saved an epoch"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "resume=true" in err
     assert not (run_dir / "summary.json").exists()
     done = FitState.load(run_dir / "last.pt").epoch
-    assert 1 <= done < 100
-    again = subprocess.run([*args, "resume=true", "trainer.max_epochs=100"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
+    assert 1 <= done < epochs
+    again = subprocess.run([*args, "resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["epochs_run"] == 100 and summary["stop_reason"] == "max_epochs"
+    assert summary["epochs_run"] == epochs and summary["stop_reason"] == "max_epochs"
     assert len(pd.read_csv(run_dir / "history.csv")) == summary["epochs_run"]
 
 

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from scipy import stats as sps
 
 from strf_runner.sweep import AggregateCallback
-from tests.helpers import TINY_ARGS, fake_scores, run_config, strf_run, write_fake_run
+from tests.helpers.commands import TINY_ARGS, strf_run
+from tests.helpers.fakes import fake_scores, run_config, write_fake_run
 
 FRONTENDS = ["native", "native_pcen", "mel"]
 
@@ -31,6 +32,7 @@ def job_dirs(sweep: Path) -> list[Path]:
     return sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "aggregate")
 
 
+@pytest.mark.e2e
 def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache):
     sweep = tmp_path / "sweep"
     proc = strf_run(["-m", f"frontend={','.join(FRONTENDS)}", "seed=0,1", *TINY_ARGS, f"hydra.sweep.dir={sweep}"],
@@ -66,6 +68,7 @@ def test_three_by_two_sweep_is_aggregated_with_honest_statistics(tmp_path, cache
         assert row["frac_improved"] == pytest.approx(np.mean(d > 0), abs=1e-6)
 
 
+@pytest.mark.e2e
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     sweep = tmp_path / "sweep"
     proc = strf_run(["-m", "model.temporal_window_size=0,3", *TINY_ARGS, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
@@ -81,6 +84,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, cache):
     assert "1 failed" in (sweep / "aggregate" / "report.md").read_text()
 
 
+@pytest.mark.e2e
 def test_a_sweep_whose_every_run_failed_exits_with_status_1(tmp_path, cache):
     sweep = tmp_path / "sweep"
     proc = strf_run(["-m", "seed=0,1", "model.temporal_window_size=0", *TINY_ARGS, f"hydra.sweep.dir={sweep}"], cache,
@@ -91,6 +95,7 @@ def test_a_sweep_whose_every_run_failed_exits_with_status_1(tmp_path, cache):
     assert list(pd.read_csv(sweep / "aggregate" / "runs.csv")["status"]) == ["failed", "failed"]
 
 
+@pytest.mark.e2e
 def test_a_single_run_whose_training_failed_exits_with_status_1_and_a_refused_one_with_2(tmp_path, cache):
     diverged = strf_run([*TINY_ARGS, "trainer.lr=1e30", f"hydra.run.dir={tmp_path / 'run'}"], cache, tmp_path)
     assert diverged.returncode == 1, diverged.stderr
@@ -99,6 +104,7 @@ def test_a_single_run_whose_training_failed_exits_with_status_1_and_a_refused_on
     assert refused.returncode == 2 and "model.temporal_window_size=0 must be >= 1" in refused.stderr
 
 
+@pytest.mark.e2e
 def test_help_documents_the_exit_statuses(tmp_path, cache):
     text = strf_run(["--help"], cache, tmp_path).stdout
     statuses = text.split("Exit status:")[1].split("Hydra's own options")[0]
@@ -120,6 +126,7 @@ def test_the_end_of_sweep_aggregate_lists_a_corrupt_run(tmp_path, capsys):
     assert list(pd.read_csv(sweep / "aggregate" / "comparisons.csv")["arm"]) == ["frontend=mel"]
 
 
+@pytest.mark.e2e
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
     args = ["-m", "seed=0,1,2,3", *TINY_ARGS, f"sweep_root={tmp_path / 'sweeps'}"]
     env = {**os.environ, "STRF_RUNNER_DATA": str(cache)}
@@ -152,6 +159,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, cache):
     assert again.returncode == 0 and again.stdout.count("reused") == 4
 
 
+@pytest.mark.e2e
 def test_every_readout_trains_with_every_frontend(tmp_path, cache):
     """A CI-sized capacity sweep: each front-end x readout pair builds, trains an epoch and is scored."""
     from strf_runner.frontends.registry import FRONTENDS
@@ -171,6 +179,7 @@ def test_every_readout_trains_with_every_frontend(tmp_path, cache):
     assert "capacity.png" in (sweep / "aggregate" / "report.md").read_text()
 
 
+@pytest.mark.e2e
 def test_two_sweeps_writing_one_sweep_dir_at_once(tmp_path, cache):
     """Two processes, one sweep dir: every run finishes intact and the report holds all of them."""
     sweep = tmp_path / "sweep"

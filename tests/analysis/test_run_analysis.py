@@ -15,7 +15,7 @@ from strf_runner.cli import analyze_main
 from strf_runner.config import FrontendConfig, LeafFrontendConfig, StateNetModelConfig
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 PNG = b"\x89PNG"
 

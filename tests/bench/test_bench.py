@@ -16,6 +16,7 @@ def no_measurements(monkeypatch):
     monkeypatch.setattr(cli, "run_child", lambda kind, name, args: pytest.fail(f"measured {kind} {name}"))
 
 
+@pytest.mark.e2e
 def test_bench_writes_a_row_per_measurement(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     main(["--only", "native,native_pcen", "--epoch-rows", "native", "--repeats", "1", "--epochs", "1",
@@ -113,6 +114,7 @@ def test_epoch_rows_name_front_ends_readouts_and_references():
     assert parse_epoch_row("native+statenet-torch") == ["frontend=native", "model=statenet"]
 
 
+@pytest.mark.e2e
 def test_a_readout_row_and_its_reference_are_real_runs(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     main(["--only", "native", "--epoch-rows", "native+statenet,native+statenet-torch", "--repeats", "1",

@@ -31,7 +31,7 @@ from strf_runner.data.schema import file_sha256, read_dataset
 from strf_runner.data.synth import SynthParams, generate_synth
 from strf_runner.errors import ConfigError, DatasetError, StrfRunnerWarning
 from strf_runner.memory import MemoryLimitError
-from tests.helpers import TINY_DATASET
+from tests.helpers.data import TINY_DATASET
 
 LAYOUTS = ("templates", "played", "wav")
 
@@ -422,7 +422,7 @@ def test_arrays_the_file_sizes_are_refused_over_the_memory_limit_before_they_are
 def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_synth(tmp_path, truth):
     from strf_runner.config import NWBDatasetConfig
     from strf_runner.experiment import run_experiment
-    from tests.helpers import tiny_config
+    from tests.helpers.runs import tiny_config
 
     written = write_nwb(tmp_path / "session.nwb", truth, layout="played")
     on_synth = run_experiment(tiny_config(tmp_path, max_epochs=30), tmp_path / "synth")
@@ -442,7 +442,7 @@ def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_s
 
 @pytest.mark.slow  # 15 s: two strf-run processes
 def test_strf_run_dataset_nwb_from_the_command_line(tmp_path, truth):
-    from tests.helpers import strf_run
+    from tests.helpers.commands import strf_run
 
     written = write_nwb(tmp_path / "session.nwb", truth, layout="wav", extra_rows=2)
     done = strf_run(["dataset=nwb", f"dataset.path={written.path}", "dataset.units_where='quality==good'",

@@ -17,7 +17,7 @@ from strf_runner.experiment import run_experiment
 from strf_runner.frontends.registry import FRONTENDS, build_frontend
 from strf_runner.predict.predictor import predict_stimulus
 from strf_runner.results.load import load_run
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 AUDIO_FS, HOP, N_BANDS, N_FRAMES = 48000.0, 240, 34, 8
 

@@ -45,7 +45,7 @@ from strf_runner.predict.outputs import write_prediction
 from strf_runner.predict.predictor import channel_frequencies, cochleagram_chunks, predict_sound, predict_stimulus
 from strf_runner.models.registry import READOUTS
 from strf_runner.results.load import load_run
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 # every registered readout behind the native spectrogram (each front-end is run through strf-predict by
 # the contract bank, tests/frontends/test_contract.py), plus front-end x readout pairs whose state or
@@ -184,6 +184,7 @@ def test_silence_and_sounds_shorter_than_the_strf_window(runs, case, tmp_path):
         assert pred.rates.shape == (16, max(1, n // 240)) and np.isfinite(pred.rates).all()
 
 
+@pytest.mark.e2e
 def test_strf_predict_cli_in_a_new_process(runs, tmp_path):
     """End to end as a user runs it: the rates a new process writes for a test stimulus are the ones
     the training process saved; a sound file gives the table, the rates with ids and the figure."""
@@ -226,6 +227,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.e2e
 def test_clear_errors_for_bad_runs_and_bad_sounds(runs, tmp_path):
     run_dir = runs["native-linear"]
     (tmp_path / "noise.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
@@ -273,6 +275,7 @@ def _edited_copy(run_dir: Path, dest: Path, edit: Callable[[dict[str, Any]], Any
     ("key 'neuron_ids' lists 15 neurons, but the model predicts 16",
      lambda d: d.update(neuron_ids=d["neuron_ids"][1:])),
 ], ids=["no view", "short neuron_ids"])
+@pytest.mark.e2e
 def test_an_edited_model_json_is_one_line_and_nothing_is_written(runs, tmp_path, needle, edit):
     """Without 'view' strf-predict stopped with a KeyError traceback; with one id too few it wrote the
     .h5 and then stopped with a ValueError. Both are now refused by load_run before any output."""
@@ -298,6 +301,7 @@ def test_model_json_that_disagrees_with_the_dataset_is_refused(runs, tmp_path):
             predict_stimulus(run, 0)
 
 
+@pytest.mark.e2e
 def test_existing_outputs_are_refused_unless_overwrite(runs, tmp_path, capsys):
     soundfile.write(tmp_path / "call.wav", 0.1 * np.random.default_rng(8).standard_normal(4800), 48000)
     out = tmp_path / "preds"

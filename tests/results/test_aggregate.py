@@ -15,7 +15,7 @@ from strf_runner.errors import ResultsError
 from strf_runner.results.aggregate import aggregate, label_keys
 from strf_runner.identity import config_hash
 from strf_runner.results.collect import RunRecord, collect_runs, finished_with_hash, read_run
-from tests.helpers import fake_scores, run_config, write_fake_run
+from tests.helpers.fakes import fake_scores, run_config, write_fake_run
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from strf_runner.identity import config_hash
 from strf_runner.results.collect import collect_runs, finished_with_hash, interrupted_with_hash, read_run
 from strf_runner.sweep import reuse_finished
 from strf_runner.data.digest import DataIdentity
-from tests.helpers import fake_scores, run_config, write_fake_run
+from tests.helpers.fakes import fake_scores, run_config, write_fake_run
 
 ANY_DATA = DataIdentity(Path("data.h5"), "0" * 64, "0" * 64)
 

@@ -13,7 +13,8 @@ from strf_runner.data.schema import file_sha256, write_dataset
 from strf_runner.results.aggregate import aggregate
 from strf_runner.results.collect import collect_runs, read_run
 from strf_runner.results.ensemble import DatasetCache, ensemble_of
-from tests.helpers import make_content, ref_cc_norm
+from tests.helpers.data import make_content
+from tests.helpers.reference import ref_cc_norm
 
 TEST = [3, 4]
 

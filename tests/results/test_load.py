@@ -22,7 +22,7 @@ from strf_runner.data.schema import read_dataset
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
 from strf_runner.results.load import RUN_FORMAT_VERSION, load_run, run_dataset
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,7 @@ def test_reloaded_model_reproduces_the_test_scores(finished):
     np.testing.assert_allclose(scores.cc_norm.numpy(), table["cc_norm"].to_numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_a_new_process_rebuilds_identical_outputs(finished, tmp_path):
     torch.manual_seed(0)
     x = 0.1 * torch.randn(1, 1, 20 * load_run(finished.run_dir).info["hop"])

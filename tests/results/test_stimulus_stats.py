@@ -30,7 +30,9 @@ from strf_runner.results.stimulus_stats import (
     two_level_replicates,
 )
 from strf_runner.results.tables import neuron_table
-from tests.helpers import fake_scores, make_content, ref_cc_norm, run_config, write_fake_run
+from tests.helpers.data import make_content
+from tests.helpers.fakes import fake_scores, run_config, write_fake_run
+from tests.helpers.reference import ref_cc_norm
 
 
 def awkward_data(seed: int = 0, n_neurons: int = 6) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from strf_runner.training.fitter import FitState
-from tests.helpers import strf_cmd, strf_env, strf_run
+from tests.helpers.commands import strf_cmd, strf_env, strf_run
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")

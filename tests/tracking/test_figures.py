@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.helpers import TINY_ARGS, strf_run
+from tests.helpers.commands import TINY_ARGS, strf_run
 
 
 @pytest.mark.slow  # 20 s: analysis=full on a tiny run; the tables and curves are in the default suite

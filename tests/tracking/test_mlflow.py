@@ -29,7 +29,8 @@ from strf_runner.errors import StrfRunnerWarning
 from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
-from tests.helpers import TINY_ARGS, Interrupt, interrupt_after, strf_run, tiny_config
+from tests.helpers.commands import TINY_ARGS, strf_run
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 
 class Server:
@@ -83,6 +84,7 @@ def history_of(client: MlflowClient, run_id: str, key: str) -> dict[int, float]:
     return {m.step: m.value for m in client.get_metric_history(run_id, key)}
 
 
+@pytest.mark.e2e
 def test_a_sweep_is_one_experiment_of_grouped_runs_with_params_curves_tables_and_its_aggregate(server, tmp_path):
     sweep_root = tmp_path / "multirun"
     done = strf_run(["-m", "frontend=native,leaf", "seed=0,1", "logger=[tensorboard,mlflow]",
@@ -134,6 +136,7 @@ def test_a_sweep_is_one_experiment_of_grouped_runs_with_params_curves_tables_and
     assert sorted(names) == sorted([d.name for d in run_dirs] + ["aggregate", "aggregate"])  # no run logged twice
 
 
+@pytest.mark.e2e
 def test_strf_report_logs_a_sweep_made_without_a_tracker(server, tmp_path, capsys):
     sweep_root = tmp_path / "multirun"
     done = strf_run(["-m", "seed=0,1", f"sweep_root={sweep_root}", *TINY_ARGS], tmp_path / "cache", cwd=tmp_path)

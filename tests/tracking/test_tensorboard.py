@@ -14,7 +14,7 @@ from strf_runner.config import LoggerConfig, TensorBoardLoggerConfig, resolve_co
 from strf_runner.errors import ConfigError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment
 from strf_runner.tracking import base
-from tests.helpers import Interrupt, interrupt_after, tiny_config
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 EPOCH_TAGS = {f"epoch/{k}" for k in ("train_loss", "train_cc_norm", "val_loss", "val_cc", "val_cc_norm", "seconds")}
 

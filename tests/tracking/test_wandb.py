@@ -22,7 +22,7 @@ from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
 from strf_runner.tracking.wandb import run_id
-from tests.helpers import Interrupt, interrupt_after, tiny_config
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4

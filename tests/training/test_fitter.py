@@ -19,7 +19,7 @@ from strf_runner.models.encoding import EncodingModel
 from strf_runner.models.linear import LinearSTRF
 from strf_runner.training.checkpoint import load_checkpoint
 from strf_runner.training.fitter import FitState, Fitter, evaluate
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 
 def make_fit(content, tmp_path, seed=0, lr=0.05, **kwargs):

@@ -14,7 +14,7 @@ from strf_runner.data.loading import load_data
 from strf_runner.experiment import make_loaders, run_experiment
 from strf_runner.frontends.registry import build_frontend
 from strf_runner.models.encoding import build_model
-from tests.helpers import tiny_config
+from tests.helpers.runs import tiny_config
 
 FRONTENDS = {
     "gammatone": GammatoneFrontendConfig(n_filters=8),
