@@ -348,16 +348,17 @@ class RunConfig:
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     cv: CVConfig = dataclasses.field(default_factory=CVConfig)
-    seed: int = 0
-    data_seed: int = II("seed")
-    device: str = "auto"
-    run_name: str = MISSING
-    # sweeps: a job whose resolved config matches a finished run under sweep_root reuses its results
+    seed: int = 0  # seeds model initialisation
+    data_seed: int = II("seed")  # seeds the training-set order (separately from the model)
+    device: str = "auto"  # auto (cuda when visible, else cpu) | cpu | cuda | cuda:N | mps
+    run_name: str = MISSING  # conf/config.yaml: <frontend>-<model>-<dataset>-s<seed>
+    # sweeps live under sweep_root; a job whose resolved config matches a finished run there reuses its
+    # results (reuse_finished=false: always train)
     sweep_root: str = "outputs/multirun"
     reuse_finished: bool = True
     analysis: str = "none"  # "full": write every interpretability figure after the run (strf-analyze)
-    resume: bool = False  # continue the interrupted run in this run dir from its last.pt
-    init_from: Optional[str] = None  # a finished run dir whose best weights this run starts from
+    resume: bool = False  # continue the interrupted run in this run dir (hydra.run.dir) from its last.pt
+    init_from: Optional[str] = None  # a finished run dir whose best weights this run starts from (fine-tuning)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from strf_runner.compose import register_configs
@@ -45,6 +47,18 @@ def test_default_composes_to_the_anchor_recipe():
     assert cfg.frontend.lr == 1e-3
     assert t.device == "auto" and cfg.seed == 0 and cfg.data_seed == 0
     validate(cfg)
+
+
+def test_config_yaml_restates_no_default_of_the_run_config():
+    """conf/config.yaml sets only what RunConfig cannot know (its MISSING fields): each default has one home."""
+    top = yaml.safe_load((CONF / "config.yaml").read_text())
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    restated = sorted(k for k in top if k not in ("defaults", "hydra") and fields[k].default != MISSING)
+    assert restated == []
+    composed = compose_run()
+    for name, field in fields.items():
+        if field.default not in (MISSING, dataclasses.MISSING) and name != "data_seed":
+            assert getattr(composed, name) == field.default, name
 
 
 @pytest.mark.parametrize("group", ["dataset", "frontend", "model", "trainer"])
