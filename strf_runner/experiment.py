@@ -22,7 +22,8 @@ import torch
 
 import strf_runner
 from strf_runner import metrics
-from strf_runner.config import ResolvedConfig, RunConfig, epoch_budget, learning_rates, resolve_config
+from strf_runner.config import (FrontendConfig, ModelConfig, ResolvedConfig, RunConfig, epoch_budget, learning_rates,
+                                resolve_config)
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import NeuralDataset
 from strf_runner.data.loading import load_data
@@ -176,6 +177,7 @@ def run_experiment(
     records: dict[str, str] | None = None,
     group: Group | None = None,
     analyze: Callable[[Path], dict[str, Path]] | None = None,
+    build: Callable[[FrontendConfig, ModelConfig, NeuralDataset], EncodingModel] = build_model,
 ) -> RunResult:
     """Fit and test one model as configured; write the run dir; return its summary and tables.
 
@@ -186,7 +188,8 @@ def run_experiment(
     records: extra files (relative name -> text) written into the run dir right after it is claimed
     (the CLI's Hydra record under .hydra/). group: the sweep a multirun job belongs to (trackers group
     its runs under it). analyze: called on the finished run dir (``analysis=full``); the files it
-    returns (by name: ``figures/<name>.png``) go to the trackers with the run's tables.
+    returns (by name: ``figures/<name>.png``) go to the trackers with the run's tables. build: what makes
+    the model from the configs and the training set (strf-bench passes one that swaps in a naive reference).
     """
     start = time.perf_counter()
     resolved = cfg if isinstance(cfg, ResolvedConfig) else resolve_config(cfg)
@@ -202,7 +205,7 @@ def run_experiment(
         checks.warn(message)
     run = RunDir(run_dir)
     seed_everything(cfg.seed)
-    model = build_model(cfg.frontend, cfg.model, sets["train"]).to(device)
+    model = build(cfg.frontend, cfg.model, sets["train"]).to(device)
     info = model_info(model, sets["train"])
     warm = warm_start(model, info, cfg.init_from) if cfg.init_from else None
     loaders = make_loaders(cfg, sets, model, device)

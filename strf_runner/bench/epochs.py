@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -27,8 +26,11 @@ from strf_runner.bench.frontends import parse_row
 from strf_runner.bench.names import DIRECT, TORCH_RNN
 from strf_runner.bench.reference import DirectLEAF
 from strf_runner.compose import compose_config
+from strf_runner.config import FrontendConfig, ModelConfig
+from strf_runner.data.dataset import NeuralDataset
 
 from strf_runner.data.schema import DatasetContent, Stimulus, write_dataset
+from strf_runner.models.encoding import EncodingModel, build_model
 
 AUDIO_FS, HOP, N_FRAMES, N_BANDS = 48000.0, 240, 999, 34
 N_NEURONS, N_REPEATS, N_TRAIN, N_VAL = 119, 20, 14, 3
@@ -79,26 +81,20 @@ def parse_epoch_row(row: str) -> list[str]:
     return overrides
 
 
-@contextmanager
-def references(row: str) -> Iterator[None]:
-    """Swap in the naive reference a row names, for this process only (each row runs in its own)."""
-    import strf_runner.experiment as experiment
-    import strf_runner.models.statenet as statenet
+def reference_builder(row: str) -> Callable[..., EncodingModel]:
+    """The model builder of a row (``run_experiment``'s ``build``): strf-run's own, with the naive
+    reference the row names swapped into the model it builds (LEAF by its definition, torch's own call of
+    StateNet's recurrence)."""
 
-    saved = experiment.build_model, statenet.recur
-    if row.startswith(DIRECT):
-        def build_direct(frontend, readout, data):  # noqa: ANN001, ANN202 (build_model's signature)
-            model = saved[0](frontend, readout, data)
+    def build(frontend: FrontendConfig, readout: ModelConfig, data: NeuralDataset) -> EncodingModel:
+        model = build_model(frontend, readout, data)
+        if row.startswith(DIRECT):
             model.frontend = DirectLEAF(model.frontend)
-            return model
+        if f"+{TORCH_RNN}" in row:
+            model.readout.recur = lambda rnn, x, state=None: rnn(x, state)
+        return model
 
-        experiment.build_model = build_direct
-    if f"+{TORCH_RNN}" in row:
-        statenet.recur = lambda rnn, x, state=None: rnn(x, state)
-    try:
-        yield
-    finally:
-        experiment.build_model, statenet.recur = saved
+    return build
 
 
 def time_epochs(row: str, epochs: int = 3, device: str = "cpu", seed: int = 0) -> EpochTiming:
@@ -111,8 +107,7 @@ def time_epochs(row: str, epochs: int = 3, device: str = "cpu", seed: int = 0) -
             "dataset=hdf5", f"dataset.path={path}", f"device={device}", f"seed={seed}",
             f"trainer.max_epochs={epochs + 1}", f"trainer.patience={epochs + 1}",
         ])
-        with references(row):
-            result = run_experiment(cfg, Path(tmp) / "run")
+        result = run_experiment(cfg, Path(tmp) / "run", build=reference_builder(row))
     timed = result.fit.history[1:]
     return EpochTiming(
         name=row,

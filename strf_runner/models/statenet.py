@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -98,6 +100,9 @@ class StateNet(nn.Module):
         n_features = channels * self.encoder.positions
         hidden = n_features if hidden_size is None else hidden_size
         self.recurrence = RECURRENCES[rnn](n_features, hidden, batch_first=True)
+        # how ``recurrence`` runs over time: the compiled loops where they apply (``recur``); strf-bench's
+        # reference sets torch's own module call here
+        self.recur: Callable[..., tuple[torch.Tensor, RecurrentState]] = recur
         self.readout = TimestepReadout(hidden, n_neurons)
         self.activation = ParametricSoftplus(n_neurons) if output == "softplus" else nn.Identity()
 
@@ -116,5 +121,5 @@ class StateNet(nn.Module):
         """``forward`` on the next chunk (B, C_in, F, T) of a long input, the recurrence starting from
         ``state`` (its final hidden state after the previous chunk; None: zeros, the start of a clip)."""
         check_spectrogram_input(x, self.in_channels, self.n_bands, "statenet")
-        states, state = recur(self.recurrence, self.features(x), state)  # (B, T, H)
+        states, state = self.recur(self.recurrence, self.features(x), state)  # (B, T, H)
         return self.activation(self.readout(states.transpose(1, 2))).unsqueeze(2), state
