@@ -148,7 +148,8 @@ class ProcessPerJob:
                           "CPU core")
 
 
-PRELOAD = ["torch", "torch._inductor", "strf_runner.cli", "strf_runner.experiment"]  # torch._inductor: what torch.use_deterministic_algorithms imports
+# what a job imports before its run starts (torch._inductor: torch.use_deterministic_algorithms imports it)
+PRELOAD = ["torch", "torch._inductor", "strf_runner.cli", "strf_runner.experiment"]
 
 
 def _job_context() -> Any:

@@ -28,7 +28,6 @@ from strf_runner.bench.reference import DirectLEAF
 from strf_runner.compose import compose_config
 from strf_runner.config import FrontendConfig, ModelConfig
 from strf_runner.data.dataset import NeuralDataset
-
 from strf_runner.data.schema import DatasetContent, Stimulus, write_dataset
 from strf_runner.models.encoding import EncodingModel, build_model
 
