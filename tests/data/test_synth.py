@@ -38,8 +38,9 @@ from strf_runner.data.synth import (
     synth_path,
 )
 from strf_runner.errors import ConfigError, ShapeError
+from tests.helpers.data import TINY_DATASET
 
-TINY = SynthParams(n_stimuli=6, duration_s=1.0, n_neurons=16, n_repeats=6, n_train=4, n_val=1, n_test=1)
+TINY = SynthParams(**{k: v for k, v in TINY_DATASET.items() if k != "name"})  # dataset=synth_tiny
 
 # schema.content_sha256 of generate_synth(TINY) and of generate_synth(SynthParams()), generator version 2.
 # The same on every machine and library stack (see "Reproducibility" in synth's docstring): checked
