@@ -10,12 +10,12 @@ import pytest
 
 from strf_runner.data.schema import DatasetContent
 from tests.helpers import commands
+from tests.helpers.data import make_content
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes: one thread each, not one per core
     import torch
 
     torch.set_num_threads(1)
-from tests.helpers.data import make_content
 
 
 @pytest.fixture

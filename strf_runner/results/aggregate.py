@@ -52,6 +52,7 @@ SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "da
 NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
 # not config keys: what the runs trained and were scored on, in an arm's label only where runs differ in it
 DATA_KEY, NEURONS_KEY = "data", "neurons"
+FOLD_SCORES = ("fold_mean_cc_norm", "fold_sd_cc_norm")  # a CV run's summary: its folds' own test scores
 FOLD_COLUMNS = ["arm", "seed", "fold", "test_stimuli", "test_mean_cc_norm", "best_epoch", "epochs_run", "path"]
 COMPARISON_COLUMNS = [
     "arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "ci_resamples", "neuron_ci_low", "neuron_ci_high",
@@ -242,9 +243,6 @@ def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
     }
 
 
-FOLD_SCORES = ("fold_mean_cc_norm", "fold_sd_cc_norm")  # a CV run's summary: its folds' own test scores
-
-
 def _fold_rows(r: RunRecord, arm: str | None) -> list[dict[str, Any]]:
     """folds.csv's rows of a finished cross-validated run (none for any other run)."""
     folds, cv = r.summary.get("folds"), r.summary.get("cv")
@@ -310,8 +308,8 @@ def _arm_row(
         "seed_sd": float(seed_means.std(ddof=1)) if seed_means.size > 1 else math.nan,
         "n_params": params[0] if len(params) == 1 else (params or None),
         "wall_time_s": float(np.mean([r.summary.get("wall_time_s", math.nan) for r in finished])) if finished else math.nan,
-        **({"fold_mean_cc_norm": float(np.mean([r.summary.get("fold_mean_cc_norm", math.nan) for r in finished]))}
-           if keep is None and any("fold_mean_cc_norm" in r.summary for r in finished) else {}),
+        **({FOLD_SCORES[0]: float(np.mean([r.summary.get(FOLD_SCORES[0], math.nan) for r in finished]))}
+           if keep is None and any(FOLD_SCORES[0] in r.summary for r in finished) else {}),
     }
 
 
