@@ -16,14 +16,14 @@ from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from strf_runner.compose import register_configs
-from strf_runner.config import LOGGER_OPTIONS, LoggerConfig, RunConfig, resolve_config
+from strf_runner.config import RunConfig, TrackerConfig, resolve_config
 from strf_runner.entry import error_line, one_line_errors
 from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError, print_warnings_as_lines
 from strf_runner.exit_status import INTERRUPTED, REFUSED, RUN_FAILED, SWEEP_JOBS
@@ -287,8 +287,10 @@ def report_main(argv: list[str] | None = None) -> None:
                         "the 73 single units), chosen from the runs' dataset metadata (default: every neuron)")
     parser.add_argument("--out", type=Path, help="output folder (default: <first dir>/aggregate; when the first "
                         "dir is a run dir, <run dir>-aggregate beside it, as a finished run is never written into)")
-    parser.add_argument("--logger", action="append", default=[], choices=LOGGERS, metavar="KIND",
-                        help=f"also log the sweep to an experiment tracker ({', '.join(LOGGERS)}; repeatable): runs "
+    from strf_runner.tracking.base import TRACKERS
+
+    parser.add_argument("--logger", action="append", default=[], choices=TRACKERS.names(), metavar="KIND",
+                        help=f"also log the sweep to an experiment tracker ({', '.join(TRACKERS.names())}; repeatable): runs "
                         "it does not hold yet, replayed from their files, then the aggregate, grouped under the "
                         "first dir")
     parser.add_argument("--tracking-uri", help="MLflow store for --logger mlflow (default: sqlite:///outputs/mlflow.db "
@@ -304,22 +306,19 @@ def report_main(argv: list[str] | None = None) -> None:
                logger=logger)
 
 
-LOGGERS = tuple(LOGGER_OPTIONS)
-
-
-def logger_config(kinds: list[str], tracking_uri: str | None) -> LoggerConfig:
-    """strf-report's --logger flags as a LoggerConfig (each kind with its defaults), packages checked
+def logger_config(kinds: list[str], tracking_uri: str | None) -> dict[str, TrackerConfig]:
+    """strf-report's --logger flags as a run's ``logger`` (each kind with its defaults), packages checked
     (ConfigError naming what to install)."""
-    from strf_runner.tracking.base import check_installed
+    from strf_runner.tracking.base import TRACKERS, check_installed
 
-    options = {kind: LOGGER_OPTIONS[kind]() for kind in kinds}
+    options = {kind: TRACKERS.get(kind).config() for kind in kinds}
     if tracking_uri is not None:
         if "mlflow" not in options:
             raise ConfigError("--tracking-uri is for --logger mlflow, which is not given")
         options["mlflow"].tracking_uri = tracking_uri
     for kind in options:
         check_installed(kind)
-    return LoggerConfig(**options)
+    return options
 
 
 def analyze_main(argv: list[str] | None = None) -> None:

@@ -6,25 +6,56 @@ list of overrides without a command line (strf-bench's epoch rows, tests).
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from strf_runner.config import SCHEMAS, RunConfig, validate
+from strf_runner.config import RunConfig, TrainerConfig, validate
+from strf_runner.data.sources import SOURCES
+from strf_runner.frontends.registry import FRONTENDS
+from strf_runner.models.registry import READOUTS
+from strf_runner.registry import Entry, Registry
+from strf_runner.tracking.base import TRACKERS
+
+REGISTRIES: tuple[Registry[Any], ...] = (SOURCES, FRONTENDS, READOUTS, TRACKERS)
 
 
 def register_configs() -> None:
-    """Store the structured-config schemas; each YAML option names its schema in its defaults list
-    (``/schema_<group>_<kind>@_here_``). Top-level names keep them out of the group listing in --help.
-    Also make the project's own Hydra plugins findable (``show_plugins``)."""
+    """Hydra's ConfigStore, built from the registries: each entry's config dataclass as the schema
+    ``schema_<group>_<name>``, which a YAML option names in its defaults list
+    (``/schema_frontend_leaf@_here_``; a tracker's ``/schema_logger_mlflow@mlflow``), and, for an entry
+    without a YAML option under conf/<group>/, the option ``<group>=<name>`` itself: the schema's defaults.
+    Top-level schema names keep them out of the group listing in --help. Also makes the project's own
+    Hydra plugins findable (``show_plugins``)."""
     show_plugins()
     cs = ConfigStore.instance()
     cs.store(name="schema_run", node=RunConfig)
-    for group, kinds in SCHEMAS.items():
-        for kind, node in kinds.items():
-            cs.store(name=f"schema_{group}_{kind}", node=node)
+    cs.store(name="schema_trainer", node=TrainerConfig)
+    for registry in REGISTRIES:
+        for entry in registry:
+            cs.store(name=f"schema_{registry.group}_{entry.name}", node=entry.config)
+            if not _has_yaml(registry.group, entry.name):
+                cs.store(group=registry.group, name=entry.name, node=option_node(registry, entry))
+
+
+def option_node(registry: Registry[Any], entry: Entry[Any]) -> Any:
+    """The config an entry without a YAML option composes to: its dataclass's defaults, with the
+    selector set to its name (and a dataset's display name, when its class leaves it unset)."""
+    node = OmegaConf.structured(entry.config)
+    if registry.selector is None:
+        return {entry.name: node}
+    node[registry.selector] = entry.name
+    if OmegaConf.is_missing(node, "name"):
+        node.name = entry.name
+    return node
+
+
+def _has_yaml(group: str, name: str) -> bool:
+    return resources.files("strf_runner.conf").joinpath(group, f"{name}.yaml").is_file()
 
 
 def cv_subdir(num: int, run_name: str, folds: int | None, fold: int | None) -> str:

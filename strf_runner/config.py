@@ -1,9 +1,11 @@
-"""Structured configs: the typed schema of every config group, and value checks.
+"""Structured configs: the run's schema, the base class of each pluggable group, and value checks.
 
-Each YAML option under ``conf/<group>/`` starts from one of these dataclasses (the CLI stores them
-in Hydra's ConfigStore as ``schema_<group>_<kind>``), so an unknown key or a wrong type fails at compose
-time. ``validate`` then checks values and combinations before any data is loaded. This module does
-not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_experiment``.
+A front-end's, readout's, dataset source's or tracker's own options are a dataclass in its module,
+registered with it (``strf_runner.registry``); the CLI stores each in Hydra's ConfigStore as
+``schema_<group>_<name>``, so an unknown key or a wrong type fails at compose time. ``validate`` then
+checks values and combinations before any data is loaded: each options class checks its own values in
+``check()``, and says what it can do through attributes (``ModelConfig.nonnegative_output``). This
+module does not import Hydra: a notebook can build a ``RunConfig`` by hand and call ``run_experiment``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import II, MISSING, OmegaConf
 
@@ -34,71 +36,19 @@ class DatasetConfig:
     val_stimuli: Optional[List[int]] = None
     test_stimuli: Optional[List[int]] = None
 
+    #: the source's file is a cache strf-runner made (a damaged one is deleted and made again)
+    cached: ClassVar[bool] = False
 
-@dataclass
-class SynthDatasetConfig(DatasetConfig):
-    """The embedded synthetic dataset, generated from ``seed`` and cached under ``root``."""
+    def check(self) -> None:
+        """ConfigError naming the key for a value this source cannot use (none here)."""
 
-    source: str = "synth"
-    seed: int = 0
-    n_stimuli: int = 20
-    duration_s: float = 4.995
-    n_neurons: int = 119
-    n_repeats: int = 20
-    audio_fs: float = 48000.0
-    dt_ms: float = 5.0
-    n_train: int = 14
-    n_val: int = 3
-    n_test: int = 3
+    def named_split(self) -> Optional[str]:
+        """The name of the source's own split this config asks for (``dataset.split``); None: the file's."""
+        return None
 
-
-@dataclass
-class NS1DatasetConfig(DatasetConfig):
-    """The real NS1 release (Harper et al. 2016): ``root`` is the folder holding the raw release
-    (MetadataSHEnCneurons.mat and spikesandwav/), default <cache>/ns1_raw; ``download`` fetches it
-    there when absent. Processed once into the cache; every option below is part of the cache key."""
-
-    source: str = "ns1"
-    download: bool = False
-    smooth: bool = True  # the reference's centred, unnormalised 5-tap Hann smoothing of the counts
-    resample_from: str = "reference"  # 48828 -> 48000 Hz as the reference does ("exact": 48828.125 Hz)
-    native: str = "auto"  # X_nfht when present in root, else recomputed from the waveforms
-    verify: bool = True
-    split: str = "default"
-
-
-@dataclass
-class HDF5DatasetConfig(DatasetConfig):
-    """A dataset file in the project's HDF5 format (see README, "Dataset format")."""
-
-    source: str = "hdf5"
-    path: str = MISSING
-
-
-@dataclass
-class NWBDatasetConfig(DatasetConfig):
-    """Recordings in NWB (``strf_runner/data/nwb.py``): ``path`` an NWB file, a list of files of one
-    experiment, or a folder of them; converted once into the cache (``root``), keyed by the inputs'
-    SHA-256 and every option below. Presentations come from the TimeIntervals table ``intervals``
-    (default: trials, epochs, then any table with a stimulus column), stimuli from ``stimulus_column``
-    (default: the first of stimulus_name, stimulus, ...). ``units_where`` / ``presentations_where``:
-    ``COLUMN OP VALUE`` conditions (``quality==good``). ``audio``: where sounds come from (auto:
-    stimulus templates, then played audio under /stimulus, then ``<name>.wav`` in ``audio_dir``,
-    default the NWB file's folder). Splits: the *_stimuli indices (into the sorted stimulus names), else
-    15 % test and 15 % validation drawn with ``split_seed``."""
-
-    source: str = "nwb"
-    path: Any = MISSING
-    intervals: Optional[str] = None
-    stimulus_column: Optional[str] = None
-    units_where: Optional[str] = None
-    presentations_where: Optional[str] = None
-    audio: str = "auto"
-    audio_series: Optional[str] = None
-    audio_dir: Optional[str] = None
-    dt_ms: float = 5.0
-    audio_fs: float = 48000.0
-    split_seed: int = 0
+    def split_stimuli(self) -> dict[str, list[int]]:
+        """The stimulus indices of the named split, by split name ({}: the file's own /splits)."""
+        return {}
 
 
 @dataclass
@@ -110,79 +60,8 @@ class FrontendConfig:
     name: str = MISSING
     lr: float = 1e-3
 
-
-@dataclass
-class LeafFrontendConfig(FrontendConfig):
-    """CausalLEAF: learnable Gabor filterbank, Gaussian pooling and PCEN on the waveform."""
-
-    name: str = "leaf"
-    lr: float = 3e-3
-    n_filters: int = 34
-    f_min: float = 60.0
-    f_max: float = 22627.0
-    gabor_ms: float = 15.0
-    pool_ms: float = 20.0
-    learn_filters: bool = True
-    learn_pooling: bool = True
-    learn_pcen: bool = True
-
-
-@dataclass
-class NativePcenFrontendConfig(FrontendConfig):
-    """The native spectrogram (dB -> linear) through learnable per-channel PCEN (4F parameters)."""
-
-    name: str = "native_pcen"
-    alpha: float = 0.96
-    delta: float = 2.0
-    root: float = 0.5
-    smooth: float = 0.04
-    learnable: bool = True
-
-
-@dataclass
-class MelFrontendConfig(FrontendConfig):
-    """Causal mel spectrogram on the waveform; optional learnable gains or PCEN compression."""
-
-    name: str = "mel"
-    n_filters: int = 34
-    f_min: float = 500.0
-    f_max: float = 22627.0
-    window_ms: float = 10.0
-    compression: str = "log"
-    learnable_gain: bool = False
-
-
-@dataclass
-class SincNetFrontendConfig(FrontendConfig):
-    """SincNet: learnable band-pass edges (sinc filters) on the waveform."""
-
-    name: str = "sincnet"
-    n_filters: int = 34
-    kernel_size: int = 251
-    f_min: float = 300.0
-    f_max: Optional[float] = None
-    init: str = "mel"
-    activation: str = "logabs"
-    envelope: bool = False
-    envelope_ms: Optional[float] = None
-    fir: str = "auto"
-
-
-@dataclass
-class GammatoneFrontendConfig(FrontendConfig):
-    """ERB-spaced gammatone FIR filterbank, rectification, pooling and compression."""
-
-    name: str = "gammatone"
-    n_filters: int = 34
-    f_min: float = 500.0
-    f_max: float = 22627.0
-    order: int = 4
-    kernel_ms: float = 20.0
-    pool_ms: Optional[float] = None
-    rectify: str = "half"
-    compression: str = "log"
-    learn_centres: bool = False
-    fir: str = "auto"
+    def check(self) -> None:
+        """ConfigError naming the key for a value this front-end cannot use (none here)."""
 
 
 @dataclass
@@ -201,60 +80,17 @@ class ModelConfig:
     max_epochs: Optional[int] = None
     patience: Optional[int] = None
 
+    #: what to set for non-negative predictions (a Poisson loss needs them), when these options do not give them
+    nonnegative_with: ClassVar[str] = "a readout whose predictions are >= 0 (see its config)"
 
-@dataclass
-class LinearModelConfig(ModelConfig):
-    """Causal Linear STRF: ``temporal_window_size`` frames of history per neuron (9 = 45 ms at 5 ms)."""
+    @property
+    def nonnegative_output(self) -> bool:
+        """Whether the readout's predictions are >= 0 by construction with these options (a Poisson
+        likelihood needs that)."""
+        return False
 
-    name: str = "linear"
-    temporal_window_size: int = 9
-    batch_norm: bool = True
-    activation: str = "identity"
-
-
-@dataclass
-class LNModelConfig(ModelConfig):
-    """Linear STRF + per-neuron parametric softplus (2N more parameters)."""
-
-    name: str = "ln"
-    temporal_window_size: int = 9
-    batch_norm: bool = True
-
-
-@dataclass
-class NRFModelConfig(ModelConfig):
-    """Network receptive field: ``n_hidden`` causal STRF units, tanh, per-time-step linear readout."""
-
-    name: str = "nrf"
-    temporal_window_size: int = 9
-    n_hidden: int = 20
-
-
-@dataclass
-class DNetModelConfig(ModelConfig):
-    """NRF with a learnable exponential decay per hidden unit over round(7 tau) frames."""
-
-    name: str = "dnet"
-    temporal_window_size: int = 9
-    n_hidden: int = 20
-    tau: float = 2.0
-
-
-@dataclass
-class StateNetModelConfig(ModelConfig):
-    """Locally connected spectral encoder per time step, a recurrence (gru | lstm | rnn), readout."""
-
-    name: str = "statenet"
-    kernel_size: int = 7
-    stride: int = 3
-    channels: int = 7
-    rnn: str = "gru"
-    hidden_size: Optional[int] = None  # null: the encoder's feature count
-    # the reference's earlier version (batch norm over the encoder's channels, linear readout): the best
-    # validation score of the four combinations on NS1 (3 seeds each, README), and the one that
-    # reproduces the anchor; layer | softplus give the newest version
-    encoder_norm: str = "batch"
-    output: str = "linear"
+    def check(self) -> None:
+        """ConfigError naming the key for a value this readout cannot use (none here)."""
 
 
 @dataclass
@@ -282,44 +118,11 @@ class TrainerConfig:
 
 
 @dataclass
-class TensorBoardLoggerConfig:
-    """TensorBoard event files. save_dir null: ``<run dir>/tb`` (a sweep's runs then sit side by side:
-    ``tensorboard --logdir <sweep dir>``)."""
+class TrackerConfig:
+    """The options of one experiment tracker (``logger.<name>``); each tracker's subclass is in its module."""
 
-    save_dir: Optional[str] = None
-
-
-@dataclass
-class MLflowLoggerConfig:
-    """MLflow. tracking_uri null: a local store, ``sqlite:///outputs/mlflow.db`` under the working
-    directory (artifacts beside it); ``http://host:5000`` for a server. experiment_name null: the sweep
-    dir for a sweep's runs (one experiment per sweep), ``strf-runner`` for single runs. timeout_s: per
-    request to a server (one retry), so a server that is down costs the run seconds, once."""
-
-    tracking_uri: Optional[str] = None
-    experiment_name: Optional[str] = None
-    timeout_s: int = 10
-
-
-@dataclass
-class WandbLoggerConfig:
-    """Weights & Biases. mode offline (the default: files under ``<run dir>/wandb``, ``wandb sync`` them
-    later) or online (after ``wandb login``). save_dir null: the run dir. A sweep's runs form a W&B group."""
-
-    project: str = "strf-runner"
-    entity: Optional[str] = None
-    mode: str = "offline"
-    save_dir: Optional[str] = None
-
-
-@dataclass
-class LoggerConfig:
-    """Experiment trackers (``logger=tensorboard``, several at once: ``logger=[tensorboard,mlflow]``); each
-    field set is one tracker. Copies of the run: never part of its identity (config hash)."""
-
-    tensorboard: Optional[TensorBoardLoggerConfig] = None
-    mlflow: Optional[MLflowLoggerConfig] = None
-    wandb: Optional[WandbLoggerConfig] = None
+    def check(self) -> None:
+        """ConfigError naming the key for a value this tracker cannot use (none here)."""
 
 
 @dataclass
@@ -334,10 +137,6 @@ class CVConfig:
     val: Optional[int] = None
 
 
-LOGGER_OPTIONS: dict[str, type] = {"tensorboard": TensorBoardLoggerConfig, "mlflow": MLflowLoggerConfig,
-                                   "wandb": WandbLoggerConfig}
-
-
 @dataclass
 class RunConfig:
     """One run: a dataset, a front-end, a readout and a trainer, plus seeds and the device."""
@@ -346,7 +145,9 @@ class RunConfig:
     frontend: FrontendConfig = MISSING
     model: ModelConfig = MISSING
     trainer: TrainerConfig = MISSING
-    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
+    # experiment trackers by name (``logger=tensorboard``, several: ``logger=[tensorboard,mlflow]``), each with
+    # its options (``strf_runner.tracking``); copies of the run, never part of its identity (config hash)
+    logger: Dict[str, Any] = dataclasses.field(default_factory=dict)
     cv: CVConfig = dataclasses.field(default_factory=CVConfig)
     seed: int = 0  # seeds model initialisation
     data_seed: int = II("seed")  # seeds the training-set order (separately from the model)
@@ -360,29 +161,6 @@ class RunConfig:
     resume: bool = False  # continue the interrupted run in this run dir (hydra.run.dir) from its last.pt
     init_from: Optional[str] = None  # a finished run dir whose best weights this run starts from (fine-tuning)
 
-
-SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"synth": SynthDatasetConfig, "ns1": NS1DatasetConfig, "hdf5": HDF5DatasetConfig,
-                "nwb": NWBDatasetConfig},
-    "frontend": {
-        "plain": FrontendConfig,
-        "leaf": LeafFrontendConfig,
-        "native_pcen": NativePcenFrontendConfig,
-        "mel": MelFrontendConfig,
-        "sincnet": SincNetFrontendConfig,
-        "gammatone": GammatoneFrontendConfig,
-    },
-    "model": {
-        "plain": ModelConfig,
-        "linear": LinearModelConfig,
-        "ln": LNModelConfig,
-        "nrf": NRFModelConfig,
-        "dnet": DNetModelConfig,
-        "statenet": StateNetModelConfig,
-    },
-    "trainer": {"trainer": TrainerConfig},
-    "logger": {"logger": LoggerConfig},
-}
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -437,30 +215,22 @@ def validate(cfg: RunConfig) -> None:
         (_plain_name(cfg.run_name), "run_name", cfg.run_name,
          "must be a plain folder name: no '/' or '\\', not empty, '.' or '..' (it names the run dir inside outputs/)"),
     ]
-    if cfg.logger.mlflow is not None:
-        checks.append((cfg.logger.mlflow.timeout_s >= 1, "logger.mlflow.timeout_s", cfg.logger.mlflow.timeout_s,
-                       "must be >= 1"))
-    if cfg.logger.wandb is not None:
-        checks.append((cfg.logger.wandb.mode in ("offline", "online"), "logger.wandb.mode", cfg.logger.wandb.mode,
-                       "must be 'offline' or 'online'"))
-    for key in ("temporal_window_size", "n_hidden", "kernel_size", "stride", "channels", "max_epochs", "patience"):
-        value = getattr(cfg.model, key, None)
+    for key in ("max_epochs", "patience"):
+        value = getattr(cfg.model, key)
         if value is not None:
             checks.append((value >= 1, f"model.{key}", value, "must be >= 1"))
     m_lr = cfg.model.lr
     checks.append((m_lr is None or 0 < m_lr < math.inf, "model.lr", m_lr, "must be a finite number > 0 or null"))
-    path = getattr(cfg.dataset, "path", None)
-    if path is not None:
-        checks.append((str(path).strip() != "", "dataset.path", path, "is empty: give the HDF5 file to read"))
     for ok, key, value, why in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} {why}")
+    for options in (cfg.dataset, cfg.frontend, cfg.model, *(o for o in cfg.logger.values() if o is not None)):
+        options.check()
     validate_cv(cfg)
-    if t.loss == "poisson" and not nonnegative_rates(cfg.model):
+    if t.loss == "poisson" and not cfg.model.nonnegative_output:
         raise ConfigError(
             f"trainer.loss=poisson needs non-negative predicted rates, which model={cfg.model.name} with these "
-            "options does not give: use ln, nrf, statenet with model.output=softplus, or linear with "
-            "model.activation=softplus|relu (or trainer.loss=mse)"
+            f"options does not give: {cfg.model.nonnegative_with} (or trainer.loss=mse)"
         )
     max_epochs, patience = epoch_budget(cfg)
     if patience > max_epochs:
@@ -491,19 +261,10 @@ def validate_cv(cfg: RunConfig) -> None:
         if getattr(cfg.dataset, f"{name}_stimuli") is not None:
             raise ConfigError(f"dataset.{name}_stimuli cannot be combined with cv.folds={cv.folds}: cross-validation "
                               f"chooses every fold's stimuli itself (drop dataset.{name}_stimuli)")
-    split = getattr(cfg.dataset, "split", "default")
-    if split != "default":
+    split = cfg.dataset.named_split()
+    if split not in (None, "default"):
         raise ConfigError(f"dataset.split={split!r} cannot be combined with cv.folds={cv.folds}: cross-validation "
                           "chooses every fold's stimuli itself (drop dataset.split)")
-
-
-def nonnegative_rates(model: ModelConfig) -> bool:
-    """Whether the readout's predictions are >= 0 by construction (what a Poisson likelihood needs)."""
-    if model.name in ("ln", "nrf"):
-        return True
-    if model.name == "statenet":
-        return getattr(model, "output", None) == "softplus"
-    return getattr(model, "activation", "identity") in ("softplus", "relu")
 
 
 BUDGET_KEYS = ("lr", "max_epochs", "patience")  # the readout's training budget: not constructor arguments
@@ -522,6 +283,14 @@ def epoch_budget(cfg: RunConfig) -> tuple[int, int]:
     m, t = cfg.model, cfg.trainer
     return (m.max_epochs if m.max_epochs is not None else t.max_epochs,
             m.patience if m.patience is not None else t.patience)
+
+
+def require_at_least_one(options: Any, group: str, keys: tuple[str, ...]) -> None:
+    """ConfigError naming ``<group>.<key>`` for the first of ``keys`` of ``options`` that is set and < 1."""
+    for key in keys:
+        value = getattr(options, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{group}.{key}={value!r} must be >= 1")
 
 
 def _plain_name(name: str) -> bool:

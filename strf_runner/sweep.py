@@ -163,12 +163,13 @@ def sweep_group(sweep_dir: str | Path, job_overrides: list[str]) -> Group:
 
 def report(
     dirs: list[str | Path], baseline: str = "frontend=native", out: str | Path | None = None,
-    console: Console | None = None, neurons: str | None = None, logger: Any = None,
+    console: Console | None = None, neurons: str | None = None,
+    logger: dict[str, Any] | None = None,
 ) -> tuple[Aggregate, dict[str, Path]]:
     """Aggregate every run under ``dirs``, write the report and print it. It goes to ``out``, by default
     ``<first dir>/aggregate``, or ``<run dir>-aggregate`` beside it when the first dir is itself a run
-    dir; ResultsError if it would lie inside any run dir: a run is never written into. ``logger`` (a
-    LoggerConfig): log the runs and the aggregate to those trackers, grouped under the first dir."""
+    dir; ResultsError if it would lie inside any run dir: a run is never written into. ``logger`` (kind ->
+    options, as a run's ``logger``): log the runs and the aggregate to those trackers, grouped under the first dir."""
     from strf_runner.display import aggregate_tables
 
     runs = collect_runs(list(dirs))
@@ -189,7 +190,7 @@ def report(
         for table in aggregate_tables(agg):
             console.print(table)
         console.print(f"aggregate: {out_dir}", soft_wrap=True, highlight=False)
-    if logger is not None and any(v is not None for v in vars(logger).values()):
+    if logger and any(v is not None for v in logger.values()):
         group = group_name(dirs[0])
         replayed = log_sweep(logger, group, runs, {p.name: p for p in files.values()},
                              sweep_scalars(agg.arms, agg.comparisons), out_dir)

@@ -13,16 +13,12 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from strf_runner.compose import register_configs
+from strf_runner.config import RunConfig, TrainerConfig, validate
+from strf_runner.data.sources import HDF5DatasetConfig
+from strf_runner.data.synth import SynthDatasetConfig
 from strf_runner.entry import error_line
-from strf_runner.config import (
-    HDF5DatasetConfig,
-    LinearModelConfig,
-    RunConfig,
-    SynthDatasetConfig,
-    TrainerConfig,
-    validate,
-)
 from strf_runner.errors import ConfigError
+from strf_runner.models.linear import LinearModelConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -156,19 +152,6 @@ def test_value_checks_name_the_key(override, key):
     cfg = compose_run([override])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(cfg)
-
-
-def test_synth_config_defaults_are_the_generators():
-    """SynthDatasetConfig mirrors SynthParams' geometry fields; the two must not drift apart."""
-    import dataclasses
-
-    from strf_runner.data.synth import SynthParams
-
-    params = {f.name: f.default for f in dataclasses.fields(SynthParams)}
-    config = {f.name: f.default for f in dataclasses.fields(SynthDatasetConfig)}
-    shared = set(params) & set(config)
-    assert shared >= {"seed", "n_stimuli", "duration_s", "n_neurons", "n_repeats", "audio_fs", "dt_ms", "n_train"}
-    assert {k: config[k] for k in shared} == {k: params[k] for k in shared}
 
 
 def test_patience_beyond_max_epochs_is_allowed_but_warned():

@@ -12,22 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from strf_runner.cli import predict_main
-from strf_runner.config import (CVConfig, FrontendConfig, HDF5DatasetConfig, LinearModelConfig, NS1DatasetConfig,
-                                RunConfig, TrainerConfig, resolve_config)
-from strf_runner.crossval import run_cv
-from strf_runner.data.folds import fold_splits, fold_test_sets
-from strf_runner.data.loading import load_data
-from strf_runner.data.schema import write_dataset
-from strf_runner.errors import ConfigError, ResultsError
-from strf_runner.identity import config_hash
-from strf_runner.results.collect import collect_runs
-from strf_runner.results.cv import chosen_fold
 from tests.helpers.commands import TINY_ARGS, strf_run
 from tests.helpers.data import make_content
 from tests.helpers.reference import ref_cc_norm
 from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
+
+from strf_runner.cli import predict_main
+from strf_runner.config import CVConfig, FrontendConfig, RunConfig, TrainerConfig, resolve_config
+from strf_runner.crossval import run_cv
+from strf_runner.data.folds import fold_splits, fold_test_sets
+from strf_runner.data.loading import load_data
+from strf_runner.data.ns1 import NS1DatasetConfig
+from strf_runner.data.schema import write_dataset
+from strf_runner.data.sources import HDF5DatasetConfig
+from strf_runner.errors import ConfigError, ResultsError
+from strf_runner.identity import config_hash
+from strf_runner.models.linear import LinearModelConfig
+from strf_runner.results.collect import collect_runs
+from strf_runner.results.cv import chosen_fold
 
 N_STIMULI = 7
 

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from strf_runner.config import FrontendConfig, HDF5DatasetConfig, LinearModelConfig, RunConfig, TrainerConfig
-from strf_runner.data.digest import DataIdentity, data_identity
-from strf_runner.data.schema import content_sha256, file_sha256, read_dataset, write_dataset
-from strf_runner.errors import ResultsError, StrfRunnerWarning
-from strf_runner.experiment import run_experiment
-from strf_runner.results.aggregate import aggregate
-from strf_runner.results.collect import collect_runs
-from strf_runner.sweep import reuse_finished
 from tests.helpers.commands import strf_run
 from tests.helpers.data import make_content
 from tests.helpers.fakes import fake_scores, run_config, write_fake_run
 from tests.helpers.runs import Interrupt, interrupt_after
+
+from strf_runner.config import FrontendConfig, RunConfig, TrainerConfig
+from strf_runner.data.digest import DataIdentity, data_identity
+from strf_runner.data.schema import content_sha256, file_sha256, read_dataset, write_dataset
+from strf_runner.data.sources import HDF5DatasetConfig
+from strf_runner.errors import ResultsError, StrfRunnerWarning
+from strf_runner.experiment import run_experiment
+from strf_runner.models.linear import LinearModelConfig
+from strf_runner.results.aggregate import aggregate
+from strf_runner.results.collect import collect_runs
+from strf_runner.sweep import reuse_finished
 
 # a Linear readout short enough for make_content's 20-32-bin stimuli
 SMALL = ["model.temporal_window_size=4", "trainer=smoke", "device=cpu"]

@@ -11,23 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from strf_runner.config import BUDGET_KEYS, SCHEMAS
+from strf_runner.compose import REGISTRIES
+from strf_runner.config import BUDGET_KEYS, TrainerConfig
 from strf_runner.frontends.native_pcen import NativePCEN
 from strf_runner.frontends.pcen import PCEN
 from strf_runner.frontends.registry import FRONTENDS
 from strf_runner.models.registry import READOUTS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SCHEMA_REF = re.compile(r"/schema_(\w+?)_(\w+)@_here_")
+SCHEMA_REF = re.compile(r"/schema_(dataset|frontend|model|trainer)_?(\w*)@_here_")
+SCHEMAS = {registry.group: {entry.name: entry.config for entry in registry} for registry in REGISTRIES}
+SCHEMAS["trainer"] = {"": TrainerConfig}
 # constructor arguments that come from the data, not the config (Frontend.geometry, the readout's sizes)
 GEOMETRY = {"n_bands", "audio_fs", "hop", "n_neurons"}
 # constructor arguments kept out of the config on purpose: numerical guards and a fixed layout
 INTERNAL = {"eps", "floor", "in_channels"}
-# where a schema default differs from the constructor's on purpose, and why
-INTENTIONAL = {
-    ("statenet", "encoder_norm"): "runs saved before the option existed used layer norm; they rebuild with it",
-    ("statenet", "output"): "runs saved before the option existed used a softplus output; they rebuild with it",
-}
 
 
 def schema_defaults(schema: type) -> dict[str, object]:
@@ -61,21 +59,18 @@ def constructor_defaults(cls: type) -> dict[str, object]:
 @pytest.mark.parametrize("group, registry", [("frontend", FRONTENDS), ("model", READOUTS)])
 def test_every_schema_agrees_with_its_constructor(group, registry):
     """Each registered class: every config field but the name and the training budget is a constructor
-    argument with the same default (bar INTENTIONAL), and every constructor argument a user may set is
-    a config field."""
+    argument with the same default, and every constructor argument a user may set is a config field."""
     not_args = {"name", "lr"} | (set(BUDGET_KEYS) if group == "model" else set())
     problems = []
     for name in registry.names():
-        schema = SCHEMAS[group].get(name, SCHEMAS[group]["plain"])
+        schema = registry.get(name).config
         fields = {k: v for k, v in schema_defaults(schema).items() if k not in not_args}
-        ctor = constructor_defaults(registry.get(name))
+        ctor = constructor_defaults(registry.get(name).build)
         for key, default in fields.items():
             if key not in ctor:
                 problems.append(f"{name}: config field {key} is no constructor argument")
-            elif ctor[key] != default and (name, key) not in INTENTIONAL:
+            elif ctor[key] != default:
                 problems.append(f"{name}.{key}: config {default!r}, constructor {ctor[key]!r}")
-            elif ctor[key] == default and (name, key) in INTENTIONAL:
-                problems.append(f"{name}.{key}: listed as an intentional difference, but the two agree now")
         hidden = set(ctor) - set(fields) - GEOMETRY - INTERNAL
         problems += [f"{name}: constructor argument {key} cannot be set from the config" for key in sorted(hidden)]
     assert not problems, "; ".join(problems)

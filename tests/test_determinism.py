@@ -23,7 +23,7 @@ import torch
 
 import strf_runner.data.synth as synth_module
 from strf_runner.data.schema import read_dataset
-from strf_runner.data.synth import SynthParams, ensure_synth, synth_path
+from strf_runner.data.synth import SynthDatasetConfig, ensure_synth, synth_path
 from strf_runner.errors import DatasetError
 from strf_runner.experiment import run_experiment
 from strf_runner.results.rundir import CHECKPOINT, NEURONS, SUMMARY
@@ -33,7 +33,7 @@ from tests.helpers.commands import TINY_ARGS, strf_run
 from tests.helpers.data import TINY_DATASET
 from tests.helpers.runs import tiny_config
 
-TINY = SynthParams(**{k: v for k, v in TINY_DATASET.items() if k != "name"})
+TINY = SynthDatasetConfig(**{k: v for k, v in TINY_DATASET.items() if k != "name"})
 
 # A busy process like a training one (torch's matrix products on all its threads) that prints "ready"
 # once it is busy and stops by itself at the deadline given as argv[1] (seconds from its start).

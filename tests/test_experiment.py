@@ -6,11 +6,13 @@ import json
 
 import pandas as pd
 import pytest
+from tests.helpers.runs import tiny_config
 
-from strf_runner.config import FrontendConfig, LinearModelConfig, RunConfig, SynthDatasetConfig, TrainerConfig
+from strf_runner.config import FrontendConfig, RunConfig, TrainerConfig
+from strf_runner.data.synth import SynthDatasetConfig
 from strf_runner.errors import ConfigError, DatasetError
 from strf_runner.experiment import run_experiment
-from tests.helpers.runs import tiny_config
+from strf_runner.models.linear import LinearModelConfig
 
 
 def test_run_writes_everything_and_reports_the_ceiling(tmp_path):

@@ -18,19 +18,21 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-
-from strf_runner.entry import os_error_line
-from strf_runner.config import FrontendConfig, HDF5DatasetConfig, LinearModelConfig, RunConfig, TrainerConfig
-from strf_runner.data.dataset import split_datasets
-from strf_runner.data.ns1 import split_indices
-from strf_runner.data.schema import read_dataset, write_dataset
-from strf_runner.errors import ConfigError, DatasetError, ResultsError, StrfRunnerWarning
-from strf_runner.experiment import run_experiment
-from strf_runner.results.rundir import LOCK, RunDir
-from strf_runner.training.fitter import FitState
 from tests.helpers.commands import TINY_ARGS, strf_cmd, strf_env, strf_run
 from tests.helpers.data import make_content
 from tests.helpers.runs import tiny_config
+
+from strf_runner.config import FrontendConfig, RunConfig, TrainerConfig
+from strf_runner.data.dataset import split_datasets
+from strf_runner.data.ns1 import split_indices
+from strf_runner.data.schema import read_dataset, write_dataset
+from strf_runner.data.sources import HDF5DatasetConfig
+from strf_runner.entry import os_error_line
+from strf_runner.errors import ConfigError, DatasetError, ResultsError, StrfRunnerWarning
+from strf_runner.experiment import run_experiment
+from strf_runner.models.linear import LinearModelConfig
+from strf_runner.results.rundir import LOCK, RunDir
+from strf_runner.training.fitter import FitState
 
 
 def hdf5_config(path: Path, max_epochs: int = 3, **model) -> RunConfig:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from strf_runner.errors import ShapeError, StrfRunnerError
-from strf_runner.frontends.registry import FRONTENDS, build_frontend
+from strf_runner.frontends.registry import FRONTENDS, build_frontend, frontend_class
 from strf_runner.models.encoding import EncodingModel
 from strf_runner.models.registry import READOUTS, build_readout
 
@@ -45,7 +45,7 @@ def perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 def build_model(frontend_case, readout_case, seed: int = 0) -> EncodingModel:
     (fe_name, fe_kwargs), (ro_name, ro_kwargs) = frontend_case, readout_case
     torch.manual_seed(seed)
-    frontend = build_frontend(fe_name, **FRONTENDS.get(fe_name).geometry(N_BANDS, AUDIO_FS, HOP), **fe_kwargs)
+    frontend = build_frontend(fe_name, **frontend_class(fe_name).geometry(N_BANDS, AUDIO_FS, HOP), **fe_kwargs)
     readout = build_readout(ro_name, n_bands=frontend.out_channels, n_neurons=N_NEURONS, **ro_kwargs)
     return perturbed(EncodingModel(frontend, readout), seed).double().eval()
 

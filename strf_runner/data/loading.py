@@ -1,6 +1,6 @@
 """A dataset config -> its HDF5 file, its content (the selected neurons) and the train / val / test sets.
 
-The config is the ``dataset`` group's dataclass, read by attribute; where the file comes from is the
+The config is the ``dataset`` group's dataclass (a ``DatasetConfig``); where the file comes from is its
 source's business (``sources.py``).
 """
 
@@ -9,30 +9,31 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from strf_runner.data.digest import DataIdentity, data_identity
+from strf_runner.config import CVConfig, DatasetConfig
 from strf_runner.data.dataset import NeuralDataset, split_datasets
+from strf_runner.data.digest import DataIdentity, data_identity
 from strf_runner.data.folds import check_folds, default_val, fold_splits
 from strf_runner.data.schema import VIEWS, DatasetContent, read_dataset
 from strf_runner.data.selection import select_neuron_indices, subset_neurons
-from strf_runner.data.sources import get_source
+from strf_runner.data.sources import SOURCES
 from strf_runner.errors import DatasetError
 
 
-def dataset_path(dataset: Any) -> Path:
+def dataset_path(dataset: DatasetConfig) -> Path:
     """The HDF5 file a dataset config refers to, made, fetched or generated on first use."""
-    return get_source(dataset.source).path(dataset)
+    return SOURCES.get(dataset.source).build(dataset)
 
 
-def stimulus_splits(dataset: Any, cv: Any = None, content: DatasetContent | None = None
+def stimulus_splits(dataset: DatasetConfig, cv: CVConfig | None = None, content: DatasetContent | None = None
                     ) -> dict[str, list[int] | None]:
     """Split overrides: the source's named split (NS1's ``dataset.split``), then explicit *_stimuli on top;
     or, for one fold of a cross-validation (``cv.fold`` set; ``content`` the dataset), that fold's
     (``data.folds.fold_splits``; ConfigError where the folds cannot be cut from the dataset)."""
     if cv is not None and cv.fold is not None:
         return dict(fold_splits(len(content.stimuli), cv.folds, cv.fold, cv_val(cv, content)))
-    splits: dict[str, list[int] | None] = dict(get_source(dataset.source).splits(dataset))
+    splits: dict[str, list[int] | None] = dict(dataset.split_stimuli())
     for name in ("train", "val", "test"):
         given = getattr(dataset, f"{name}_stimuli")
         if given is not None:
@@ -40,12 +41,12 @@ def stimulus_splits(dataset: Any, cv: Any = None, content: DatasetContent | None
     return splits
 
 
-def cv_val(cv: Any, content: DatasetContent) -> int:
+def cv_val(cv: CVConfig, content: DatasetContent) -> int:
     """Validation stimuli per fold: ``cv.val``, else the size of the file's own validation split (at least 1)."""
     return cv.val if cv.val is not None else default_val(content.splits.get("val", []))
 
 
-def check_cv(dataset: Any, cv: Any, view: str) -> int:
+def check_cv(dataset: DatasetConfig, cv: CVConfig, view: str) -> int:
     """Whether ``cv.folds`` folds can be cut from the dataset's stimuli (its file made first if needed, and
     read in ``view``), before anything is written: ConfigError naming the key otherwise. Returns the
     validation size per fold."""
@@ -57,7 +58,7 @@ def check_cv(dataset: Any, cv: Any, view: str) -> int:
     return val
 
 
-def dataset_identity(dataset: Any) -> DataIdentity:
+def dataset_identity(dataset: DatasetConfig) -> DataIdentity:
     """The identity of the data a dataset config names (its file made, fetched or converted first if
     needed): what sweep reuse and resume compare before training."""
     path = dataset_path(dataset)
@@ -66,12 +67,12 @@ def dataset_identity(dataset: Any) -> DataIdentity:
 
 
 @contextmanager
-def _named_cache(dataset: Any, path: Path) -> Iterator[None]:
+def _named_cache(dataset: DatasetConfig, path: Path) -> Iterator[None]:
     """A DatasetError from a cache file strf-runner made gets the advice to delete it."""
     try:
         yield
     except DatasetError as err:
-        if get_source(dataset.source).cached:
+        if dataset.cached:
             raise DatasetError(f"{err} (a cached file: delete {path} and it is made again)") from err
         raise
 
@@ -82,7 +83,7 @@ def _only_view(content: DatasetContent, view: str) -> DatasetContent:
     return dataclasses.replace(content, stimuli=[dataclasses.replace(s, **dropped) for s in content.stimuli])
 
 
-def load_data(dataset: Any, view: str, cv: Any = None) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
+def load_data(dataset: DatasetConfig, view: str, cv: CVConfig | None = None) -> tuple[Path, DatasetContent, dict[str, NeuralDataset]]:
     """The dataset file, its content (cut to the selected neurons) and the train / val / test sets in
     ``view``: the file's splits with the config's overrides, or fold ``cv.fold``'s of a cross-validation
     (``cv``: the run's ``cv`` config). The whole file is read once, so its ``data_identity`` is known
@@ -98,7 +99,8 @@ def load_data(dataset: Any, view: str, cv: Any = None) -> tuple[Path, DatasetCon
     if cv is not None and cv.fold is not None:
         sources = [f"cv.folds={cv.folds} cv.fold={cv.fold}"]
     else:
-        sources = [f"dataset.split={dataset.split}"] if hasattr(dataset, "split") else []
+        split = dataset.named_split()
+        sources = [f"dataset.split={split}"] if split is not None else []
         sources += [f"dataset.{k}_stimuli" for k in ("train", "val", "test")
                     if getattr(dataset, f"{k}_stimuli") is not None]
     origin = f"splits set by {', '.join(sources)}" if sources else "the file's own /splits"

@@ -3,7 +3,7 @@
 Ferret primary auditory cortex, 119 units, 20 natural sounds of 5 s x 20 repeats, 5 ms bins. The
 raw release (``ns1_release``: its files, checksums and download) is converted to the project's HDF5
 format (``schema``) with both stimulus views, and cached as ``<cache>/ns1-<key>.h5``, where the key
-hashes every processing option (``NS1Options``) and ``PROCESSOR_VERSION``. The rules follow
+hashes every processing option (``NS1DatasetConfig``) and ``PROCESSOR_VERSION``. The rules follow
 ``spec/dataset.md``; the decisions it leaves open:
 
 **Files.** ``ensure_ns1`` finds (or fetches) the raw folder with ``ns1_release.locate_raw`` and, with
@@ -11,7 +11,7 @@ hashes every processing option (``NS1Options``) and ``PROCESSOR_VERSION``. The r
 goes to the writable cache folder (``data_root(cache_dir)``), never into the raw folder (which may be
 read-only). ``.mat`` files, classic or v7.3, are read with ``matfile.read_mat``.
 
-**Missing neuron files** (``NS1Options.verify``). The reference looks for a neuron's file under the
+**Missing neuron files** (``NS1DatasetConfig.verify``). The reference looks for a neuron's file under the
 name in the metadata, then under the same name with ``_1`` before ``.mat``, and skips the neuron if
 both are missing (``ns1_release.neuron_files``). A ``_1`` file is not part of the checksummed
 release, so:
@@ -29,7 +29,7 @@ release, so:
 keep 0 <= k < 4995 (rounding first), mark each ms at most once (several spikes in one ms count once),
 count per 5 ms bin: (R=20, T=999) values in 0..5. Empty repeats (MATLAB ``uint8`` 1x0) are repeats
 without spikes (zeros); a stimulus with fewer than 20 repeats gets NaN rows for the missing ones.
-Smoothing (``NS1Options.smooth``, default on, as the reference and all its anchors): the
+Smoothing (``NS1DatasetConfig.smooth``, default on, as the reference and all its anchors): the
 *unnormalised* 5-tap Hann window [0, 0.5, 1, 0.5, 0] (from a requested 21 ms window: floor(21/5) = 4
 taps, even, so 5), correlated along time with zero padding: ``y[t] = 0.5 c[t-1] + c[t] + 0.5 c[t+1]``.
 Its taps sum to 2, so smoothed responses are about twice a local average: this changes the MSE scale
@@ -48,7 +48,7 @@ sample by sample by up to 49 % relative RMS near the end (phase of the top octav
 model can see the difference, we keep the reference's input exactly, which removes one confound when
 comparing with its results.
 
-**Native spectrogram view** (``NS1Options.native``): ``X_nfht[s, :, 0, :]`` (34 x 999) from
+**Native spectrogram view** (``NS1DatasetConfig.native``): ``X_nfht[s, :, 0, :]`` (34 x 999) from
 ``test_data_5ms.mat`` when present (``"auto"``, default, or ``"x_nfht"`` to require it); otherwise
 (or with ``"recomputed"``) ``cochleagram.native_cochleagram`` of the 48 kHz waveform (Rahman et al.'s
 recipe, Hamming window, causal and grid-locked, exactly 999 frames). ``attrs["native_source"]`` is
@@ -76,15 +76,16 @@ import json
 import numbers
 import os
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import scipy.io.wavfile
 import scipy.signal
 
+from strf_runner.config import DatasetConfig
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.matfile import read_mat
 from strf_runner.data.ns1_release import (
@@ -108,7 +109,7 @@ from strf_runner.data.schema import DatasetContent, Stimulus, file_sha256, hop_s
 from strf_runner.errors import ConfigError, DatasetError
 
 __all__ = [
-    "NS1Options",
+    "NS1DatasetConfig",
     "PROCESSOR_VERSION",
     "SPLITS",
     "STIMULUS_NAMES",
@@ -152,9 +153,16 @@ NATIVE_CHOICES = ("auto", "x_nfht", "recomputed")
 RESAMPLE_CHOICES = ("reference", "exact")
 
 
-@dataclass(frozen=True)
-class NS1Options:
-    """Everything that changes the processed NS1 file; ``cache_key`` hashes all of it.
+PROCESSING_KEYS = ("smooth", "audio_fs", "resample_from", "native", "verify")
+
+
+@dataclass
+class NS1DatasetConfig(DatasetConfig):
+    """``dataset=ns1``: the real NS1 release (Harper et al. 2016), and everything that changes its
+    processed file (``cache_key`` hashes PROCESSING_KEYS).
+
+    root: the folder holding the raw release (MetadataSHEnCneurons.mat and spikesandwav/), default
+        <cache>/ns1_raw. download: fetch it there when absent. split: a named stimulus split (``SPLITS``).
 
     smooth: the reference's unnormalised centred 5-tap Hann smoothing of the responses (default, as
         the reference and its anchors); False stores raw counts per bin.
@@ -168,11 +176,23 @@ class NS1Options:
         (default); False follows the reference (``_1`` fallback, skip missing neurons), unchecked.
     """
 
+    name: str = "ns1"
+    source: str = "ns1"
+    download: bool = False
     smooth: bool = True
     audio_fs: float = 48000.0
     resample_from: str = "reference"
     native: str = "auto"
     verify: bool = True
+    split: str = "default"
+
+    cached: ClassVar[bool] = True
+
+    def named_split(self) -> str:
+        return self.split
+
+    def split_stimuli(self) -> dict[str, list[int]]:
+        return split_indices(self.split)
 
     def __post_init__(self) -> None:
         for name in ("smooth", "verify"):
@@ -198,7 +218,7 @@ class NS1Options:
         return int(round(self.audio_fs * DT_MS / 1000.0))
 
 
-def resolve_options(options: NS1Options, raw_dir: str | os.PathLike) -> NS1Options:
+def resolve_options(options: NS1DatasetConfig, raw_dir: str | os.PathLike) -> NS1DatasetConfig:
     """``options`` with ``native="auto"`` replaced by what ``raw_dir`` allows (``x_nfht`` or
     ``recomputed``); ``native="x_nfht"`` without the file is a DatasetError saying where to get it."""
     have = (Path(raw_dir) / X_NFHT_FILE).is_file()
@@ -212,18 +232,23 @@ def resolve_options(options: NS1Options, raw_dir: str | os.PathLike) -> NS1Optio
     return options
 
 
-def cache_key(options: NS1Options, inputs: Mapping[str, str] | None = None) -> str:
+def processing_options(options: NS1DatasetConfig) -> dict[str, Any]:
+    """The options that change the processed file (PROCESSING_KEYS), by name."""
+    return {key: getattr(options, key) for key in PROCESSING_KEYS}
+
+
+def cache_key(options: NS1DatasetConfig, inputs: Mapping[str, str] | None = None) -> str:
     """A short stable hash (12 hex digits) of all options, PROCESSOR_VERSION and ``inputs``.
 
     inputs: digests of inputs that the embedded checksums do not pin (``ensure_ns1`` passes the
     SHA-256 of X_nfht when it is used, and of all input files when ``verify=False``).
     """
-    blob = {"processor_version": PROCESSOR_VERSION, **asdict(options), "inputs": dict(inputs or {})}
+    blob = {"processor_version": PROCESSOR_VERSION, **processing_options(options), "inputs": dict(inputs or {})}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def ns1_path(
-    options: NS1Options, cache_dir: str | os.PathLike | None = None, inputs: Mapping[str, str] | None = None
+    options: NS1DatasetConfig, cache_dir: str | os.PathLike | None = None, inputs: Mapping[str, str] | None = None
 ) -> Path:
     """Where the processed file for ``options`` is cached: ``data_root(cache_dir) / f"ns1-{key}.h5"``."""
     return data_root(cache_dir) / f"ns1-{cache_key(options, inputs)}.h5"
@@ -231,7 +256,7 @@ def ns1_path(
 
 def ensure_ns1(
     root: str | os.PathLike | None = None,
-    options: NS1Options = NS1Options(),
+    options: NS1DatasetConfig | None = None,
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
@@ -244,6 +269,7 @@ def ensure_ns1(
     With ``options.verify`` the raw files are checked against the embedded checksums before
     processing (not again once the processed file exists).
     """
+    options = options or NS1DatasetConfig()
     raw = locate_raw(root, download, cache_dir=cache_dir, x_nfht=options.native != "recomputed", progress=progress)
     resolved = resolve_options(options, raw)
     inputs = _input_digests(raw, resolved)
@@ -265,7 +291,7 @@ def ensure_ns1(
     return path
 
 
-def _input_digests(raw: Path, options: NS1Options) -> dict[str, str]:
+def _input_digests(raw: Path, options: NS1DatasetConfig) -> dict[str, str]:
     inputs = {}
     if options.native == "x_nfht":
         inputs["x_nfht_sha256"] = file_sha256(raw / X_NFHT_FILE)
@@ -512,13 +538,14 @@ def _read_x_nfht(path: Path) -> np.ndarray:
 # the whole dataset
 
 
-def process_ns1(raw_dir: str | os.PathLike, options: NS1Options = NS1Options()) -> DatasetContent:
+def process_ns1(raw_dir: str | os.PathLike, options: NS1DatasetConfig | None = None) -> DatasetContent:
     """Convert the raw release in ``raw_dir`` to a DatasetContent with both views (see the module docstring).
 
     Does not check checksums (``ensure_ns1`` calls ``verify_raw`` first); ``options.verify`` decides
     what a missing neuron file means (error, or the reference's ``_1`` fallback and skip).
     ``native="auto"`` is resolved against ``raw_dir``.
     """
+    options = options or NS1DatasetConfig()
     raw = Path(raw_dir)
     options = resolve_options(options, raw)
     meta = _read_metadata(raw / META_FILE)
@@ -591,7 +618,7 @@ def process_ns1(raw_dir: str | os.PathLike, options: NS1Options = NS1Options()) 
         "stimulus_files": json.dumps([f"{SPIKES_DIR}/{WAVEFORM_DIR}/{f}" for f in STIMULUS_FILES]),
         "skipped_neurons": json.dumps(skipped),
         "processor_version": PROCESSOR_VERSION,
-        "options": json.dumps(asdict(options), sort_keys=True),
+        "options": json.dumps(processing_options(options), sort_keys=True),
     }
     content = DatasetContent(
         name="ns1",

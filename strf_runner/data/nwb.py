@@ -63,16 +63,18 @@ import math
 import operator
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import h5py
 import numpy as np
 import soundfile
+from omegaconf import MISSING
 
 from strf_runner.atomic import atomic_path
+from strf_runner.config import DatasetConfig
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.data.ns1 import resample_to_grid
 from strf_runner.data.nwb_read import AUDIO_EXTENSIONS, BYTES_PER_READ_SAMPLE, Session, Sound, check_audio, read_session
@@ -92,20 +94,44 @@ MAX_SOUND_OVER_PRESENTATION = 2.0  # a sound longer than this many presentations
 BYTES_PER_GRID_SAMPLE = 8 + 4 + 16 + 64 + 32
 
 
-@dataclass(frozen=True)
-class NWBOptions:
-    """Everything that changes the converted file (``cache_key`` hashes it); see the module docstring."""
+CONVERSION_KEYS = ("intervals", "stimulus_column", "units_where", "presentations_where", "audio", "audio_series",
+                   "audio_dir", "dt_ms", "audio_fs", "split_seed")
 
-    intervals: str | None = None
-    stimulus_column: str | None = None
-    units_where: str | None = None
-    presentations_where: str | None = None
+
+@dataclass
+class NWBDatasetConfig(DatasetConfig):
+    """``dataset=nwb``: recordings in NWB, and everything that changes the converted file (``cache_key``
+    hashes CONVERSION_KEYS with the inputs' SHA-256; see the module docstring).
+
+    path: an NWB file, a list of files of one experiment, or a folder of them; converted once into the
+    cache (``root``). Presentations come from the TimeIntervals table ``intervals`` (default: trials,
+    epochs, then any table with a stimulus column), stimuli from ``stimulus_column`` (default: the first
+    of stimulus_name, stimulus, ...). ``units_where`` / ``presentations_where``: ``COLUMN OP VALUE``
+    conditions (``quality==good``). ``audio``: where sounds come from (auto: stimulus templates, then
+    played audio under /stimulus, then ``<name>.wav`` in ``audio_dir``, default the NWB file's folder).
+    Splits: the *_stimuli indices (into the sorted stimulus names), else 15 % test and 15 % validation
+    drawn with ``split_seed``.
+    """
+
+    name: str = "nwb"
+    source: str = "nwb"
+    path: Any = MISSING
+    intervals: Optional[str] = None
+    stimulus_column: Optional[str] = None
+    units_where: Optional[str] = None
+    presentations_where: Optional[str] = None
     audio: str = "auto"
-    audio_series: str | None = None
-    audio_dir: str | None = None
+    audio_series: Optional[str] = None
+    audio_dir: Optional[str] = None
     dt_ms: float = 5.0
     audio_fs: float = 48000.0
     split_seed: int = 0
+
+    cached: ClassVar[bool] = True
+
+    def check(self) -> None:
+        if str(self.path).strip() == "":
+            raise ConfigError(f"dataset.path={self.path!r} is empty: give the NWB file, files or folder to read")
 
     def __post_init__(self) -> None:
         if self.audio not in AUDIO_CHOICES:
@@ -195,7 +221,7 @@ def nwb_files(path: str | Sequence[str], key: str = "dataset.path") -> list[Path
     return resolved
 
 
-def audio_dirs(files: list[Path], options: NWBOptions) -> list[Path]:
+def audio_dirs(files: list[Path], options: NWBDatasetConfig) -> list[Path]:
     """Where sound files are looked for: ``audio_dir``, else each NWB file's folder."""
     if options.audio_dir is not None:
         return [Path(options.audio_dir).expanduser().resolve()]
@@ -207,12 +233,17 @@ def input_digests(files: list[Path]) -> dict[str, str]:
     return {str(f): file_sha256(f) for f in files}
 
 
-def cache_key(options: NWBOptions, digests: dict[str, str]) -> str:
-    blob = json.dumps({"version": PROCESSOR_VERSION, "options": asdict(options), "inputs": digests}, sort_keys=True)
+def conversion_options(options: NWBDatasetConfig) -> dict[str, Any]:
+    """The options that change the converted file (CONVERSION_KEYS), by name."""
+    return {key: getattr(options, key) for key in CONVERSION_KEYS}
+
+
+def cache_key(options: NWBDatasetConfig, digests: dict[str, str]) -> str:
+    blob = json.dumps({"version": PROCESSOR_VERSION, "options": conversion_options(options), "inputs": digests}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _cached(index: Path, files: list[Path], options: NWBOptions, digests: dict[str, str]) -> Path | None:
+def _cached(index: Path, files: list[Path], options: NWBDatasetConfig, digests: dict[str, str]) -> Path | None:
     """The converted file of these inputs if there is one: ``index`` (written by their conversion)
     names the stimuli whose sound came from a file; those are looked up again and hashed into the key.
     None when any is missing now, or there is no index (never converted)."""
@@ -228,7 +259,7 @@ def _cached(index: Path, files: list[Path], options: NWBOptions, digests: dict[s
     return out if out.exists() else None
 
 
-def ensure_nwb(path: str | Sequence[str], options: NWBOptions, cache_dir: str | Path | None = None) -> Path:
+def ensure_nwb(path: str | Sequence[str], options: NWBDatasetConfig, cache_dir: str | Path | None = None) -> Path:
     """The converted file for these NWB inputs and options, made once (atomic write) and reused after."""
     files = nwb_files(path)
     digests = input_digests(files)
@@ -324,7 +355,7 @@ class _Kept:
     left: dict[str, int]
 
 
-def _keep(session: Session, options: NWBOptions) -> _Kept:
+def _keep(session: Session, options: NWBDatasetConfig) -> _Kept:
     units, table = session.units, session.presentations
     where_units = f"{session.path}: /units"
     columns = {**units.columns, "unit_id": np.array(units.ids, dtype=str)}
@@ -383,7 +414,7 @@ def _observed(obs: np.ndarray | None, start: np.ndarray, stop: np.ndarray) -> np
     return ((obs[None, :, 0] <= start[:, None] + 1e-9) & (stop[:, None] <= obs[None, :, 1] + 1e-9)).any(axis=1)
 
 
-def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, tuple[float, str]]:
+def _durations(kept: list[_Kept], options: NWBDatasetConfig) -> dict[str, tuple[float, str]]:
     """Each stimulus' duration (s) and its first presentation (file, table and row), checked across
     every presentation of it."""
     tol = min(DURATION_TOLERANCE_MS, options.dt_ms / 2.0) / 1000.0
@@ -403,7 +434,7 @@ def _durations(kept: list[_Kept], options: NWBOptions) -> dict[str, tuple[float,
     return dict(sorted(first.items()))
 
 
-def _sounds(names: list[str], kept: list[_Kept], files: list[Path], options: NWBOptions) -> dict[str, Sound]:
+def _sounds(names: list[str], kept: list[_Kept], files: list[Path], options: NWBDatasetConfig) -> dict[str, Sound]:
     folders = audio_dirs(files, options)
     out = {}
     for name in names:
@@ -495,7 +526,7 @@ def _sound_notes(names: list[str], sounds: dict[str, Sound], past_end: dict[str,
     return notes
 
 
-def convert_nwb(files: list[Path], options: NWBOptions, digests: dict[str, str] | None = None) -> DatasetContent:
+def convert_nwb(files: list[Path], options: NWBDatasetConfig, digests: dict[str, str] | None = None) -> DatasetContent:
     """The NWB files as one dataset in the project's format (both views); see the module docstring."""
     sessions = [read_session(f, options.intervals, options.stimulus_column, IN_FILE[options.audio],
                              options.audio_series) for f in files]
@@ -567,7 +598,7 @@ def left_out_line(provenance: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _provenance(kept: list[_Kept], sounds: dict[str, Sound], options: NWBOptions,
+def _provenance(kept: list[_Kept], sounds: dict[str, Sound], options: NWBDatasetConfig,
                 digests: dict[str, str]) -> dict[str, Any]:
     files = []
     for k in kept:
@@ -581,14 +612,9 @@ def _provenance(kept: list[_Kept], sounds: dict[str, Sound], options: NWBOptions
             "left_out": k.left,
         })
     return {
-        "format": "nwb", "files": files, "options": asdict(options),
+        "format": "nwb", "files": files, "options": conversion_options(options),
         "units_left_out": sum(k.left["units_where"] for k in kept),
         "presentations_left_out": sum(k.left["no_stimulus"] + k.left["presentations_where"] for k in kept),
         "sounds": {name: {"from": s.where, "rate_hz": s.rate, "channels": s.channels, "scale": s.scale,
                           "sha256": s.sha256} for name, s in sounds.items()},
     }
-
-
-def nwb_options(d: Any) -> NWBOptions:
-    """The conversion options of a ``dataset=nwb`` config (read by attribute)."""
-    return NWBOptions(**{f: getattr(d, f) for f in NWBOptions.__dataclass_fields__})

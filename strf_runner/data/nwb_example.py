@@ -167,11 +167,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="where the sounds go: stimulus templates, one played-audio series, or WAV files")
     parser.add_argument("--synth-seed", type=int, default=0, help="the synthetic dataset's seed")
     args = parser.parse_args(argv)
-    from strf_runner.data.synth import SynthParams, generate_synth
+    from strf_runner.data.synth import SynthDatasetConfig, generate_synth
 
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        written = write_nwb(args.out, generate_synth(SynthParams(seed=args.synth_seed)), layout=args.layout)
+        written = write_nwb(args.out, generate_synth(SynthDatasetConfig(seed=args.synth_seed)), layout=args.layout)
     except StrfRunnerError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"{written.path}: {len(written.spike_times)} units, {len(written.presentations)} presentations "

@@ -1,77 +1,64 @@
 """Dataset sources by config name (``dataset.source``): where each kind of dataset config gets its HDF5 file.
 
-A source is a function from its dataset config (the ``dataset`` group's dataclass; read by attribute,
-so this module needs no config import) to the path of a file in the project's format, plus whether
-that file is a cache strf-runner made (a damaged cache is deleted and made again) and its named
-stimulus splits, if it has any. Adding a source is a function decorated with ``@source(name)`` here,
-a dataclass in config.py's ``SCHEMAS["dataset"]`` and a YAML file under conf/dataset/.
+A source is a function from its dataset config (a ``DatasetConfig`` subclass, the options its loader
+takes) to the path of a file in the project's format, made, fetched or converted if needed. What else a
+source says is on its config class: ``cached`` (the file is a cache strf-runner made: a damaged one is
+deleted and made again) and ``split_stimuli()`` (its own named splits). Adding one is a function
+decorated with ``@SOURCES.register(name, config=...)`` (here, or anywhere imported before the run); a
+YAML option under conf/dataset/ is optional.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from strf_runner.data.ns1 import NS1Options, ensure_ns1, split_indices
-from strf_runner.data.nwb import ensure_nwb, nwb_options
+from omegaconf import MISSING
+
+from strf_runner.config import DatasetConfig
+from strf_runner.data.ns1 import NS1DatasetConfig, ensure_ns1
+from strf_runner.data.nwb import NWBDatasetConfig, ensure_nwb
 from strf_runner.data.paths import data_root
-from strf_runner.data.synth import SynthParams, ensure_synth
+from strf_runner.data.synth import SynthDatasetConfig, ensure_synth
 from strf_runner.errors import ConfigError
+from strf_runner.registry import Registry
+
+SOURCES: Registry[Callable[[DatasetConfig], Path]] = Registry("dataset", "source", "strf_runner.data.sources")
 
 
-@dataclass(frozen=True)
-class Source:
-    """path: dataset config -> its HDF5 file (made or fetched if needed). cached: the file is a cache
-    strf-runner wrote. splits: dataset config -> the named split it asks for ({} for the file's own)."""
+@dataclass
+class HDF5DatasetConfig(DatasetConfig):
+    """``dataset=hdf5``: a dataset file of the user's own in the project's HDF5 format (``data/schema.py``)."""
 
-    path: Callable[[Any], Path]
-    cached: bool
-    splits: Callable[[Any], dict[str, list[int]]] = lambda d: {}
+    name: str = "hdf5"
+    source: str = "hdf5"
+    path: str = MISSING
 
-
-SOURCES: dict[str, Source] = {}
-
-
-def source(name: str, cached: bool, splits: Callable[[Any], dict[str, list[int]]] | None = None):
-    """Register the decorated function as the path of source ``name``."""
-
-    def add(path: Callable[[Any], Path]) -> Callable[[Any], Path]:
-        SOURCES[name] = Source(path, cached, splits or (lambda d: {}))
-        return path
-
-    return add
+    def check(self) -> None:
+        if str(self.path).strip() == "":
+            raise ConfigError(f"dataset.path={self.path!r} is empty: give the HDF5 file to read")
 
 
-def get_source(name: str) -> Source:
-    """The source ``name``; ConfigError listing the known ones otherwise."""
-    if name not in SOURCES:
-        raise ConfigError(f"dataset.source={name!r} has no loader; choose one of {sorted(SOURCES)}")
-    return SOURCES[name]
-
-
-@source("synth", cached=True)
-def synth_file(d: Any) -> Path:
+@SOURCES.register("synth", config=SynthDatasetConfig)
+def synth_file(d: SynthDatasetConfig) -> Path:
     """The embedded synthetic dataset for these parameters, generated on first use."""
-    given = {f.name: getattr(d, f.name) for f in dataclasses.fields(SynthParams) if hasattr(d, f.name)}
-    return ensure_synth(SynthParams(**given), data_root(d.root))
+    return ensure_synth(d, data_root(d.root))
 
 
-@source("ns1", cached=True, splits=lambda d: split_indices(d.split))
-def ns1_file(d: Any) -> Path:
+@SOURCES.register("ns1", config=NS1DatasetConfig)
+def ns1_file(d: NS1DatasetConfig) -> Path:
     """The processed NS1 release (verified, and downloaded with ``dataset.download``)."""
-    options = NS1Options(smooth=d.smooth, resample_from=d.resample_from, native=d.native, verify=d.verify)
-    return ensure_ns1(root=d.root, options=options, download=d.download)
+    return ensure_ns1(root=d.root, options=d, download=d.download)
 
 
-@source("hdf5", cached=False)
-def hdf5_file(d: Any) -> Path:
+@SOURCES.register("hdf5", config=HDF5DatasetConfig)
+def hdf5_file(d: HDF5DatasetConfig) -> Path:
     """A user's own file in the project's format."""
     return Path(d.path).expanduser()
 
 
-@source("nwb", cached=True)
-def nwb_file(d: Any) -> Path:
+@SOURCES.register("nwb", config=NWBDatasetConfig)
+def nwb_file(d: NWBDatasetConfig) -> Path:
     """NWB recordings (a file, files or a folder), converted once into the cache."""
-    return ensure_nwb(d.path, nwb_options(d), d.root)
+    return ensure_nwb(d.path, d, d.root)

@@ -82,14 +82,15 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 
+from strf_runner.config import DatasetConfig
 from strf_runner.data import schema
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
 from strf_runner.errors import ConfigError, DatasetError, ShapeError, StrfRunnerError
@@ -98,7 +99,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "STIMULUS_TYPES",
     "SynthNeurons",
-    "SynthParams",
+    "SynthDatasetConfig",
     "cache_key",
     "draw_neurons",
     "ensure_synth",
@@ -136,9 +137,11 @@ _CTRL = 64  # samples between the control points of a frequency trajectory
 _INDEX_STEP = 2.0**-20  # a real number is rounded to this grid before it is turned into an index
 
 
-@dataclass(frozen=True)
-class SynthParams:
-    """Everything that defines a synthetic dataset; ``cache_key`` hashes all of it.
+@dataclass
+class SynthDatasetConfig(DatasetConfig):
+    """``dataset=synth``: the embedded synthetic dataset, generated from ``seed`` on first use and cached
+    under ``root``. Every field but the DatasetConfig ones (GENERATION_KEYS) defines the data; ``cache_key``
+    hashes all of them.
 
     Geometry defaults are NS1's: 20 stimuli of 999 bins of 5 ms, 119 neurons, 20 repeats, 48 kHz,
     split 14 / 3 / 3. Generation knobs: ``level_rms`` (stimulus RMS), the neurons' centre-frequency
@@ -146,6 +149,8 @@ class SynthParams:
     (log-uniform, spikes/s) and the longest lag of the temporal kernels ``max_lag_ms``.
     """
 
+    name: str = "synth"
+    source: str = "synth"
     seed: int = 0
     n_stimuli: int = 20
     duration_s: float = 4.995
@@ -162,6 +167,8 @@ class SynthParams:
     rate_min_hz: float = 2.0
     rate_max_hz: float = 60.0
     max_lag_ms: float = 60.0
+
+    cached: ClassVar[bool] = True
 
     @property
     def hop(self) -> int:
@@ -183,11 +190,11 @@ class SynthParams:
         """L, taps of the temporal kernels (lags 0..max_lag_ms)."""
         return int(round(self.max_lag_ms / self.dt_ms)) + 1
 
-    def check(self) -> "SynthParams":
+    def check(self) -> "SynthDatasetConfig":
         """Validate; raise ConfigError with a one-line message naming the field. Returns self."""
 
         def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"synth.{name}={getattr(self, name)!r}: {why}")
+            return ConfigError(f"dataset.{name}={getattr(self, name)!r}: {why}")
 
         for name in ("seed", "n_stimuli", "n_neurons", "n_repeats", "n_train", "n_val", "n_test"):
             value = getattr(self, name)
@@ -227,6 +234,9 @@ class SynthParams:
         return self
 
 
+GENERATION_KEYS = tuple(f.name for f in fields(SynthDatasetConfig) if f.name not in {g.name for g in fields(DatasetConfig)})
+
+
 # ---------------------------------------------------------------------------------------------
 # quantisation
 
@@ -254,18 +264,23 @@ def _sig(x, bits: int = PARAM_BITS):
 # caching
 
 
-def cache_key(params: SynthParams) -> str:
+def generation_params(params: SynthDatasetConfig) -> dict[str, Any]:
+    """The fields that define the data (GENERATION_KEYS), by name."""
+    return {key: getattr(params, key) for key in GENERATION_KEYS}
+
+
+def cache_key(params: SynthDatasetConfig) -> str:
     """A short stable hash (12 hex digits) of all params and GENERATOR_VERSION."""
-    blob = json.dumps({"generator_version": GENERATOR_VERSION, **asdict(params)}, sort_keys=True)
+    blob = json.dumps({"generator_version": GENERATOR_VERSION, **generation_params(params)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def synth_path(params: SynthParams, root: str | Path) -> Path:
+def synth_path(params: SynthDatasetConfig, root: str | Path) -> Path:
     """Where the dataset for ``params`` is cached under ``root``: ``root / f"synth-{cache_key}.h5"``."""
     return Path(root) / f"synth-{cache_key(params)}.h5"
 
 
-def ensure_synth(params: SynthParams, root: str | Path) -> Path:
+def ensure_synth(params: SynthDatasetConfig, root: str | Path) -> Path:
     """Generate and write (atomically) the dataset for ``params`` unless cached; return its path.
 
     The generation runs in a child interpreter (``write_synth`` there), so the calling process, which
@@ -285,7 +300,7 @@ def ensure_synth(params: SynthParams, root: str | Path) -> Path:
     return path
 
 
-def write_synth(params: SynthParams, path: Path) -> None:
+def write_synth(params: SynthDatasetConfig, path: Path) -> None:
     """Generate the dataset for ``params`` and write it (atomically) to ``path``, in this process."""
     try:
         schema.write_dataset(generate_synth(params), path)
@@ -306,9 +321,9 @@ _CHILD_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
                "from strf_runner.data.synth import _child_main; sys.exit(_child_main(sys.argv[2:]))")
 
 
-def _write_in_child(params: SynthParams, path: Path) -> None:
+def _write_in_child(params: SynthDatasetConfig, path: Path) -> None:
     """``write_synth(params, path)`` in a fresh interpreter; its errors come back as one-line DatasetErrors."""
-    argv = [json.dumps(sys.path), json.dumps(asdict(params)), str(path)]
+    argv = [json.dumps(sys.path), json.dumps(generation_params(params)), str(path)]
     proc = subprocess.run([sys.executable, "-c", _CHILD_CODE, *argv], capture_output=True, text=True)
     if proc.returncode == _CHILD_ERROR:
         raise DatasetError(proc.stderr.strip())
@@ -324,7 +339,7 @@ def _child_main(argv: list[str]) -> int:
     """The child of ``_write_in_child``: argv = [params as JSON, path]. Returns the exit status."""
     params_json, path = argv
     try:
-        write_synth(SynthParams(**json.loads(params_json)), Path(path))
+        write_synth(SynthDatasetConfig(**json.loads(params_json)), Path(path))
     except StrfRunnerError as err:
         print(err, file=sys.stderr)
         return _CHILD_ERROR
@@ -335,7 +350,7 @@ def _child_main(argv: list[str]) -> int:
 # the dataset
 
 
-def generate_synth(params: SynthParams) -> schema.DatasetContent:
+def generate_synth(params: SynthDatasetConfig) -> schema.DatasetContent:
     """The whole synthetic dataset in memory, both views (waveform and native spectrogram).
 
     Stimuli: (T_audio,) float32 waveforms with responses (N, R, T) float32 Poisson counts and the
@@ -372,7 +387,7 @@ def generate_synth(params: SynthParams) -> schema.DatasetContent:
         "generator_version": GENERATOR_VERSION,
         "cache_key": cache_key(params),
     }
-    attrs.update({f"synth_{k}": v for k, v in asdict(params).items()})
+    attrs.update({f"synth_{k}": v for k, v in generation_params(params).items()})
     return schema.DatasetContent(
         name="synth",
         dt_ms=float(params.dt_ms),
@@ -391,7 +406,7 @@ def generate_synth(params: SynthParams) -> schema.DatasetContent:
     )
 
 
-def native_spectrogram(waveform: np.ndarray, params: SynthParams) -> np.ndarray:
+def native_spectrogram(waveform: np.ndarray, params: SynthDatasetConfig) -> np.ndarray:
     """The stored native view of a synth stimulus: ``native_cochleagram`` with its dB values rounded
     to ``SPECTROGRAM_STEP_DB`` (in float64, before the float32 cast), (34, T) float32."""
     return native_cochleagram(waveform, params.audio_fs, params.dt_ms, quantum_db=SPECTROGRAM_STEP_DB)
@@ -422,7 +437,7 @@ def _poisson_counts(rng: np.random.Generator, rates: np.ndarray, n_repeats: int)
 # stimuli
 
 
-def make_stimuli(params: SynthParams) -> tuple[np.ndarray, list[str]]:
+def make_stimuli(params: SynthDatasetConfig) -> tuple[np.ndarray, list[str]]:
     """The stimulus waveforms (S, T_audio) float32 and their types (S,), from the seed.
 
     Stimulus s uses its own generator (seed, 1, s), so it does not depend on the neuron or spike
@@ -715,7 +730,7 @@ class SynthNeurons:
         return SynthNeurons(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})
 
 
-def draw_neurons(params: SynthParams) -> SynthNeurons:
+def draw_neurons(params: SynthDatasetConfig) -> SynthNeurons:
     """Draw N uncalibrated neurons from generator (seed, 2); see the module docstring."""
     params.check()
     rng = np.random.default_rng([params.seed, _SEED_NEURONS])
@@ -787,7 +802,7 @@ def _biphasic(
     return excite / excite.sum(1, keepdims=True) - beta * suppress / np.maximum(suppress.sum(1, keepdims=True), 1e-12)
 
 
-def neuron_rates(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
+def neuron_rates(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthDatasetConfig) -> np.ndarray:
     """Expected spike counts per bin of calibrated ``neurons`` for any sounds: (S, N, T) float32.
 
     waveforms: (S, T_audio) or (T_audio,) at ``params.audio_fs``, T_audio a multiple of
@@ -809,7 +824,7 @@ def neuron_rates(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthPara
     return _rates_from_envelopes(_input_envelopes(x, neurons, params), neurons, params)
 
 
-def _input_envelopes(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
+def _input_envelopes(waveforms: np.ndarray, neurons: SynthNeurons, params: SynthDatasetConfig) -> np.ndarray:
     """Band envelopes of every neuron input averaged in each bin: (S, N, 2, T) float64.
 
     One rfft per stimulus (zero-padded by _PAD_S to avoid circular wrap); per band, only its bins
@@ -863,7 +878,7 @@ def _band_envelope(
     return env[:, : n_bins * m].reshape(-1, n_bins, m).mean(axis=-1)
 
 
-def _adapted_inputs(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
+def _adapted_inputs(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthDatasetConfig) -> np.ndarray:
     """Normalise, adapt and compress the input envelopes: (S, N, 2, T) -> (S, N, 2, T) float64."""
     ref = np.where(np.isfinite(neurons.env_ref), neurons.env_ref, 1.0).astype(np.float64)
     e = envelopes / ref[None, :, :, None]
@@ -904,7 +919,7 @@ def _output(drive: np.ndarray, neurons: SynthNeurons) -> np.ndarray:
     return np.exp(np.log(softplus) * col(neurons.out_power))
 
 
-def _rates_from_envelopes(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> np.ndarray:
+def _rates_from_envelopes(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthDatasetConfig) -> np.ndarray:
     drive = _drive(_adapted_inputs(envelopes, neurons, params), neurons.temporal_kernels)
     return _rates_from_drive(drive, neurons)
 
@@ -916,7 +931,7 @@ def _rates_from_drive(drive: np.ndarray, neurons: SynthNeurons) -> np.ndarray:
     return _grid(rates, RATE_STEP).astype(np.float32)
 
 
-def _calibrate(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthParams) -> tuple[SynthNeurons, np.ndarray]:
+def _calibrate(envelopes: np.ndarray, neurons: SynthNeurons, params: SynthDatasetConfig) -> tuple[SynthNeurons, np.ndarray]:
     """Fill the calibration fields from the generated stimuli, each rounded to PARAM_BITS significant
     bits (exact in float32) before use: the float64 means behind them may differ in the last bits
     between machines (summation order), the rounded values do not.

@@ -23,12 +23,15 @@ for 960 taps (``strf-bench`` measures both).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.ops import COMPRESSIONS, FIR_METHODS, causal_avg_pool, causal_fir, compress
@@ -45,7 +48,24 @@ def gammatone_top_centre(audio_fs: float) -> float:
     return (audio_fs / 2 - 24.7 / 2) / (1 + 24.7 * 0.00437 / 2)
 
 
-@register("gammatone")
+@dataclass
+class GammatoneFrontendConfig(FrontendConfig):
+    """ERB-spaced gammatone FIR filterbank, rectification, pooling and compression."""
+
+    name: str = "gammatone"
+    n_filters: int = 34
+    f_min: float = 500.0
+    f_max: float = 22627.0
+    order: int = 4
+    kernel_ms: float = 20.0
+    pool_ms: Optional[float] = None
+    rectify: str = "half"
+    compression: str = "log"
+    learn_centres: bool = False
+    fir: str = "auto"
+
+
+@register("gammatone", config=GammatoneFrontendConfig)
 class Gammatone(WaveformFrontend):
     """FIR gammatone filterbank + rectification + pooling + compression: (B, 1, T*hop) -> (B, 1, F, T).
 

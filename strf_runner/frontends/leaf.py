@@ -46,12 +46,14 @@ causality, asks for the long blocks in eval mode too (``block_filtering``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.pcen import PCEN, inverse_softplus
@@ -332,7 +334,23 @@ class _LongBlockGaborEnvelopePool(torch.autograd.Function):
         return None, grad_kernels, grad_pool, None, None
 
 
-@register("leaf")
+@dataclass
+class LeafFrontendConfig(FrontendConfig):
+    """CausalLEAF: learnable Gabor filterbank, Gaussian pooling and PCEN on the waveform."""
+
+    name: str = "leaf"
+    lr: float = 3e-3
+    n_filters: int = 34
+    f_min: float = 60.0
+    f_max: float = 22627.0
+    gabor_ms: float = 15.0
+    pool_ms: float = 20.0
+    learn_filters: bool = True
+    learn_pooling: bool = True
+    learn_pcen: bool = True
+
+
+@register("leaf", config=LeafFrontendConfig)
 class CausalLEAF(WaveformFrontend):
     """CausalLEAF: (B, 1, T*hop) -> (B, 1, F, T); 7F learnable parameters (238 at F = 34).
 

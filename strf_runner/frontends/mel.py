@@ -12,11 +12,14 @@ samples the output has 999 frames.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy
 from strf_runner.frontends.ops import COMPRESSIONS, compress
@@ -42,7 +45,20 @@ def mel_filterbank(n_filters: int, n_fft: int, audio_fs: float, f_min: float, f_
     return np.maximum(0.0, np.minimum(rising, falling))
 
 
-@register("mel")
+@dataclass
+class MelFrontendConfig(FrontendConfig):
+    """Causal mel spectrogram on the waveform; optional learnable gains or PCEN compression."""
+
+    name: str = "mel"
+    n_filters: int = 34
+    f_min: float = 500.0
+    f_max: float = 22627.0
+    window_ms: float = 10.0
+    compression: str = "log"
+    learnable_gain: bool = False
+
+
+@register("mel", config=MelFrontendConfig)
 class MelSpectrogram(WaveformFrontend):
     """Causal mel spectrogram: (B, 1, T * hop) -> (B, 1, n_filters, T).
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from strf_runner.config import FrontendConfig
 from strf_runner.frontends.base import SpectrogramFrontend
 from strf_runner.frontends.registry import register
 
 
-@register("native")
+@dataclass
+class NativeFrontendConfig(FrontendConfig):
+    """The dataset's native spectrogram as it is: no options beyond the arm's learning rate."""
+
+    name: str = "native"
+
+
+@register("native", config=NativeFrontendConfig)
 class NativeSpectrogram(SpectrogramFrontend):
     """Identity on the spectrogram view: (B, 1, F, T) -> (B, 1, F, T). No parameters."""
 

@@ -11,9 +11,11 @@ Output frame t depends on input frames <= t only (PCEN's smoother is an exactly 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import SpectrogramFrontend
 from strf_runner.frontends.pcen import PCEN
@@ -22,7 +24,19 @@ from strf_runner.frontends.registry import register
 DB_TO_LOG = math.log(10.0) / 20.0  # 10^(dB/20) = exp(dB * ln(10) / 20)
 
 
-@register("native_pcen")
+@dataclass
+class NativePcenFrontendConfig(FrontendConfig):
+    """The native spectrogram (dB -> linear) through learnable per-channel PCEN (4F parameters)."""
+
+    name: str = "native_pcen"
+    alpha: float = 0.96
+    delta: float = 2.0
+    root: float = 0.5
+    smooth: float = 0.04
+    learnable: bool = True
+
+
+@register("native_pcen", config=NativePcenFrontendConfig)
 class NativePCEN(SpectrogramFrontend):
     """(B, 1, F, T) native dB spectrogram -> linear magnitude -> per-band PCEN -> (B, 1, F, T).
 

@@ -26,11 +26,15 @@ Then the activation: "logabs" log(1 + |x|) or "symlog" sign(x) log(1 + |x|).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ConfigError
 from strf_runner.frontends.base import FilterbankInfo, WaveformFrontend, as_numpy, kernel_magnitudes
 from strf_runner.frontends.ops import FIR_METHODS, causal_avg_pool, causal_fir
@@ -41,7 +45,23 @@ ACTIVATIONS = ("logabs", "symlog")
 INITS = ("mel", "linear")
 
 
-@register("sincnet")
+@dataclass
+class SincNetFrontendConfig(FrontendConfig):
+    """SincNet: learnable band-pass edges (sinc filters) on the waveform."""
+
+    name: str = "sincnet"
+    n_filters: int = 34
+    kernel_size: int = 251
+    f_min: float = 300.0
+    f_max: Optional[float] = None
+    init: str = "mel"
+    activation: str = "logabs"
+    envelope: bool = False
+    envelope_ms: Optional[float] = None
+    fir: str = "auto"
+
+
+@register("sincnet", config=SincNetFrontendConfig)
 class SincNet(WaveformFrontend):
     """Learnable sinc band-pass filterbank: (B, 1, T * hop) -> (B, 1, n_filters, T).
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from strf_runner.config import ModelConfig, require_at_least_one
 from strf_runner.errors import ConfigError
 from strf_runner.models.blocks import TimestepReadout, check_positive, check_spectrogram_input, stream_finite
-from strf_runner.stream import with_context
 from strf_runner.models.nrf import HiddenSTRFs
 from strf_runner.models.registry import register
+from strf_runner.stream import with_context
 
 
 def decay_kernels(d: torch.Tensor, length: int) -> torch.Tensor:
@@ -24,7 +26,20 @@ def decay_kernels(d: torch.Tensor, length: int) -> torch.Tensor:
     return a[:, None] ** powers / (1.0 + d[:, None] ** 2)
 
 
-@register("dnet")
+@dataclass
+class DNetModelConfig(ModelConfig):
+    """NRF with a learnable exponential decay per hidden unit over round(7 tau) frames."""
+
+    name: str = "dnet"
+    temporal_window_size: int = 9
+    n_hidden: int = 20
+    tau: float = 2.0
+
+    def check(self) -> None:
+        require_at_least_one(self, "model", ("temporal_window_size", "n_hidden"))
+
+
+@register("dnet", config=DNetModelConfig)
 class DNet(nn.Module):
     """Hidden STRF units -> LayerNorm -> sigmoid -> per-unit exponential decay -> linear readout.
 

@@ -12,7 +12,7 @@ from strf_runner.config import BUDGET_KEYS, FrontendConfig, ModelConfig
 from strf_runner.errors import StrfRunnerError
 from strf_runner.frontends.base import Frontend
 from strf_runner.frontends.registry import build_frontend, frontend_class
-from strf_runner.models.registry import build_readout
+from strf_runner.models.registry import build_readout, readout_class
 
 if TYPE_CHECKING:
     from strf_runner.data.dataset import NeuralDataset
@@ -67,9 +67,14 @@ class EncodingModel(nn.Module):
 def build_encoding_model(spec: dict[str, Any]) -> EncodingModel:
     """The model a spec describes: {"frontend": {"name": ..., **kwargs}, "readout": {"name": ..., **kwargs}}
     with every constructor argument (data-dependent ones included: n_bands, audio_fs, hop, n_neurons), so
-    a saved spec rebuilds the exact architecture without the dataset."""
+    a saved spec rebuilds the exact architecture without the dataset. A key an older spec lacks (the
+    option did not exist when it was saved) takes the value its runs were built with: the class's
+    ``UNRECORDED`` (not its default, which may have changed since)."""
     fe, ro = dict(spec["frontend"]), dict(spec["readout"])
-    return EncodingModel(build_frontend(fe.pop("name"), **fe), build_readout(ro.pop("name"), **ro))
+    fe_name, ro_name = fe.pop("name"), ro.pop("name")
+    fe = {**getattr(frontend_class(fe_name), "UNRECORDED", {}), **fe}
+    ro = {**getattr(readout_class(ro_name), "UNRECORDED", {}), **ro}
+    return EncodingModel(build_frontend(fe_name, **fe), build_readout(ro_name, **ro))
 
 
 def build_model(frontend: FrontendConfig, readout: ModelConfig, data: NeuralDataset) -> EncodingModel:

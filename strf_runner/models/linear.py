@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from strf_runner.config import ModelConfig, require_at_least_one
 from strf_runner.errors import ConfigError
 from strf_runner.models.blocks import causal_strf, check_spectrogram_input, stream_finite
 from strf_runner.models.registry import register
@@ -12,7 +16,26 @@ from strf_runner.models.registry import register
 ACTIVATIONS = {"identity": nn.Identity, "relu": nn.ReLU, "softplus": nn.Softplus}
 
 
-@register("linear")
+@dataclass
+class LinearModelConfig(ModelConfig):
+    """Causal Linear STRF: ``temporal_window_size`` frames of history per neuron (9 = 45 ms at 5 ms)."""
+
+    name: str = "linear"
+    temporal_window_size: int = 9
+    batch_norm: bool = True
+    activation: str = "identity"
+
+    nonnegative_with: ClassVar[str] = "model.activation=softplus|relu, or a readout with non-negative rates (ln, nrf)"
+
+    @property
+    def nonnegative_output(self) -> bool:
+        return self.activation in ("softplus", "relu")
+
+    def check(self) -> None:
+        require_at_least_one(self, "model", ("temporal_window_size",))
+
+
+@register("linear", config=LinearModelConfig)
 class LinearSTRF(nn.Module):
     """Per neuron a causal (F x L) STRF plus bias, then per-neuron batch norm and an activation.
 

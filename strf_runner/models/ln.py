@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from strf_runner.config import ModelConfig, require_at_least_one
 from strf_runner.models.blocks import ParametricSoftplus
 from strf_runner.models.linear import LinearSTRF
 from strf_runner.models.registry import register
 
 
-@register("ln")
+@dataclass
+class LNModelConfig(ModelConfig):
+    """Linear STRF + per-neuron parametric softplus (2N more parameters)."""
+
+    name: str = "ln"
+    temporal_window_size: int = 9
+    batch_norm: bool = True
+
+    @property
+    def nonnegative_output(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        require_at_least_one(self, "model", ("temporal_window_size",))
+
+
+@register("ln", config=LNModelConfig)
 class LinearNonlinear(LinearSTRF):
     """Linear STRF -> per-neuron batch norm -> alpha * softplus(beta x) / beta per neuron.
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from strf_runner.config import ModelConfig, require_at_least_one
 from strf_runner.models.blocks import (
     ChannelLayerNorm,
     ParametricSoftplus,
@@ -36,7 +39,23 @@ class HiddenSTRFs(nn.Module):
         return self.norm(causal_strf(x, self.weight, self.bias))
 
 
-@register("nrf")
+@dataclass
+class NRFModelConfig(ModelConfig):
+    """Network receptive field: ``n_hidden`` causal STRF units, tanh, per-time-step linear readout."""
+
+    name: str = "nrf"
+    temporal_window_size: int = 9
+    n_hidden: int = 20
+
+    @property
+    def nonnegative_output(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        require_at_least_one(self, "model", ("temporal_window_size", "n_hidden"))
+
+
+@register("nrf", config=NRFModelConfig)
 class NetworkReceptiveField(nn.Module):
     """Hidden STRF units -> LayerNorm -> tanh -> per-time-step linear readout -> parametric softplus.
 

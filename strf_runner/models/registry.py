@@ -1,4 +1,7 @@
-"""Readouts by config name. Adding one is a module that calls ``register`` plus a YAML file."""
+"""Readouts by config name (``model=<name>``). Adding one is a module here (or anywhere imported before
+the run) with an ``nn.Module`` readout and its ``ModelConfig`` subclass, decorated with
+``@register(name, config=...)``; a YAML option under conf/model/ is optional (for comments and
+variants): without one, ``model=<name>`` composes the config class's defaults."""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ from torch import nn
 
 from strf_runner.registry import Registry
 
-READOUTS: Registry[type[nn.Module]] = Registry("strf_runner.models", key="model.name", shared={"blocks", "encoding", "recurrence", "registry"})
+READOUTS: Registry[type[nn.Module]] = Registry(
+    "model", "name", "strf_runner.models", shared=frozenset({"blocks", "encoding", "recurrence", "registry"})
+)
 register = READOUTS.register
 
 
 def readout_class(name: str) -> type[nn.Module]:
-    return READOUTS.get(name)
+    return READOUTS.get(name).build
 
 
 def build_readout(name: str, **kwargs: Any) -> nn.Module:
-    return READOUTS.get(name)(**kwargs)
+    return READOUTS.get(name).build(**kwargs)

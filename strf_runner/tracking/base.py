@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.util
 import math
 import re
@@ -13,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError, StrfRunnerWarning
+from strf_runner.registry import Registry
 
 # per-epoch values a tracker records, by the name it records them under
 EPOCH_SCALARS = ("train_loss", "train_cc_norm", "val_loss", "val_cc", "val_cc_norm", "seconds")
@@ -92,25 +93,24 @@ class Tracker:
         raise NotImplementedError
 
 
-TRACKERS: dict[str, Callable[..., Tracker]] = {}
+TRACKERS: Registry[type[Tracker]] = Registry("logger", None, "strf_runner.tracking",
+                                            shared=frozenset({"base", "replay"}))
 
 
-def tracker(kind: str, package: str) -> Callable[[type[Tracker]], type[Tracker]]:
-    """Register a Tracker class as ``logger.<kind>``; ``package`` is the module it imports."""
+def tracker(kind: str, package: str, config: type[TrackerConfig]) -> Callable[[type[Tracker]], type[Tracker]]:
+    """Register a Tracker class as ``logger=<kind>`` with its options class (its constructor's
+    arguments); ``package`` is the module it imports (checked before a run starts)."""
 
     def add(cls: type[Tracker]) -> type[Tracker]:
         cls.kind, cls.package = kind, package
-        TRACKERS[kind] = cls
-        return cls
+        return TRACKERS.register(kind, config)(cls)
 
     return add
 
 
 def check_installed(kind: str) -> None:
     """ConfigError (one line, what to install) when the tracker's package is missing."""
-    if kind not in TRACKERS:
-        importlib.import_module(f"strf_runner.tracking.{kind}")  # registers the kind
-    cls = TRACKERS[kind]
+    cls = TRACKERS.get(kind).build
     if importlib.util.find_spec(cls.package) is None:
         raise ConfigError(f"logger={kind} needs the {cls.package} package: pip install \"strf-runner[{kind}]\" "
                           f"(or pip install {cls.package})")
@@ -218,15 +218,16 @@ def final_scalars(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def build_trackers(logger: Any, only: str | None = None) -> Trackers:
-    """The trackers a ``LoggerConfig`` asks for (each set field is one; ``only``: that kind alone), their
-    packages checked first (ConfigError naming what to install); an empty Trackers for ``logger=none``."""
+def build_trackers(logger: dict[str, Any], only: str | None = None) -> Trackers:
+    """The trackers a run's ``logger`` asks for (each entry, kind -> options, is one; ``only``: that kind
+    alone), their packages checked first (ConfigError naming what to install); an empty Trackers for
+    ``logger=none``."""
     built = []
-    for key, options in vars(logger).items():
-        if options is None or (only is not None and key != only):
+    for kind, options in logger.items():
+        if options is None or (only is not None and kind != only):
             continue
-        check_installed(key)
-        built.append(TRACKERS[key](**vars(options)))
+        check_installed(kind)
+        built.append(TRACKERS.get(kind).build(**vars(options)))
     return Trackers(built)
 
 

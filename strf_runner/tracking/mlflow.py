@@ -28,9 +28,11 @@ import math
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, short_value, tracker
 
@@ -65,7 +67,23 @@ def check_sqlite_store(uri: str, path: Path, timeout_s: float) -> None:
         raise ConfigError(f"logger.mlflow.tracking_uri={uri}: the store cannot be opened and written ({err})") from err
 
 
-@tracker("mlflow", package="mlflow")
+@dataclass
+class MLflowLoggerConfig(TrackerConfig):
+    """MLflow. tracking_uri null: a local store, ``sqlite:///outputs/mlflow.db`` under the working
+    directory (artifacts beside it); ``http://host:5000`` for a server. experiment_name null: the sweep
+    dir for a sweep's runs (one experiment per sweep), ``strf-runner`` for single runs. timeout_s: per
+    request to a server (one retry), so a server that is down costs the run seconds, once."""
+
+    tracking_uri: Optional[str] = None
+    experiment_name: Optional[str] = None
+    timeout_s: int = 10
+
+    def check(self) -> None:
+        if self.timeout_s < 1:
+            raise ConfigError(f"logger.mlflow.timeout_s={self.timeout_s!r} must be >= 1")
+
+
+@tracker("mlflow", package="mlflow", config=MLflowLoggerConfig)
 class MLflowTracker(Tracker):
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None, timeout_s: int = 10
                  ) -> None:

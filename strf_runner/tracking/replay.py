@@ -69,14 +69,14 @@ def sweep_scalars(arms: pd.DataFrame, comparisons: pd.DataFrame) -> dict[str, fl
     return out
 
 
-def log_sweep(logger: Any, group: str, runs: list[RunRecord], report_files: dict[str, Path],
+def log_sweep(logger: dict[str, Any], group: str, runs: list[RunRecord], report_files: dict[str, Path],
               scalars: dict[str, float], out_dir: Path) -> dict[str, list[str]]:
-    """Log a sweep to the trackers ``logger`` (a LoggerConfig) asks for: runs they do not hold yet,
+    """Log a sweep to the trackers ``logger`` (kind -> options, as a run's ``logger``) asks for: runs they do not hold yet,
     replayed, then the aggregate (``report_files`` by name, ``scalars``). Every tracker is
     fault-isolated as in a run (one warning line). Returns the names of the replayed runs, by kind."""
     varying = varying_keys([r for r in runs if r.config])
     replayed: dict[str, list[str]] = {}
-    for kind in [k for k, v in vars(logger).items() if v is not None]:
+    for kind in [k for k, v in logger.items() if v is not None]:
         replayed[kind] = []
         for run in runs:
             if run.status == "corrupt" or (run.status == "unfinished" and RunDir(run.path).in_use):

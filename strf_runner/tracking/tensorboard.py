@@ -10,15 +10,25 @@ run writes into the same directory, continuing its curves from the epoch it resu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from strf_runner.config import TrackerConfig
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, tracker
 
 TB_DIR = "tb"
 
 
-@tracker("tensorboard", package="tensorboard")
+@dataclass
+class TensorBoardLoggerConfig(TrackerConfig):
+    """TensorBoard event files. save_dir null: ``<run dir>/tb`` (a sweep's runs then sit side by side:
+    ``tensorboard --logdir <sweep dir>``)."""
+
+    save_dir: Optional[str] = None
+
+
+@tracker("tensorboard", package="tensorboard", config=TensorBoardLoggerConfig)
 class TensorBoardTracker(Tracker):
     def __init__(self, save_dir: str | None = None) -> None:
         self.save_dir = save_dir

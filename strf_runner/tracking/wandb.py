@@ -11,9 +11,12 @@ figures as images. Offline runs live in ``<run dir>/wandb/offline-run-*-<id>`` (
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from strf_runner.config import TrackerConfig
+from strf_runner.errors import ConfigError
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, short_value, tracker
 
 EXIT_CODES = {"failed": 1, "interrupted": 130}
@@ -29,7 +32,22 @@ def wandb_group(group: str | None) -> str | None:
     return group if group is None or len(group) <= 128 else group[-128:]
 
 
-@tracker("wandb", package="wandb")
+@dataclass
+class WandbLoggerConfig(TrackerConfig):
+    """Weights & Biases. mode offline (the default: files under ``<run dir>/wandb``, ``wandb sync`` them
+    later) or online (after ``wandb login``). save_dir null: the run dir. A sweep's runs form a W&B group."""
+
+    project: str = "strf-runner"
+    entity: Optional[str] = None
+    mode: str = "offline"
+    save_dir: Optional[str] = None
+
+    def check(self) -> None:
+        if self.mode not in ("offline", "online"):
+            raise ConfigError(f"logger.wandb.mode={self.mode!r} must be 'offline' or 'online'")
+
+
+@tracker("wandb", package="wandb", config=WandbLoggerConfig)
 class WandbTracker(Tracker):
     def __init__(self, project: str = "strf-runner", entity: str | None = None, mode: str = "offline",
                  save_dir: str | None = None) -> None:

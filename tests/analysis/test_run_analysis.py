@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.io import wavfile
+from tests.helpers.runs import tiny_config
 
 from strf_runner.analysis.run_analysis import analyze_run
 from strf_runner.cli import analyze_main
-from strf_runner.config import FrontendConfig, LeafFrontendConfig, StateNetModelConfig
+from strf_runner.config import FrontendConfig
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
-from tests.helpers.runs import tiny_config
+from strf_runner.frontends.leaf import LeafFrontendConfig
+from strf_runner.models.statenet import StateNetModelConfig
 
 PNG = b"\x89PNG"
 

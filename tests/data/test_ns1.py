@@ -277,7 +277,7 @@ def processed(release) -> tuple[DatasetContent, list[str]]:
     warnings that processing gave."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        content = ns1.process_ns1(release[0], ns1.NS1Options(verify=False))
+        content = ns1.process_ns1(release[0], ns1.NS1DatasetConfig(verify=False))
     return content, [str(w.message) for w in caught]
 
 
@@ -453,7 +453,7 @@ def test_x_nfht_is_used_when_present(release, tmp_path: Path):
     raw = _copy_release(release, tmp_path)
     expected = add_x_nfht(raw)
     with pytest.warns(UserWarning, match="skipped"):
-        c = ns1.process_ns1(raw, ns1.NS1Options(verify=False, smooth=False))
+        c = ns1.process_ns1(raw, ns1.NS1DatasetConfig(verify=False, smooth=False))
     assert c.attrs["native_source"] == "X_nfht"
     for s in (0, 13, 19):
         np.testing.assert_array_equal(c.stimuli[s].spectrogram, expected[s])
@@ -473,14 +473,14 @@ def test_x_nfht_of_the_wrong_shape_is_an_error(tmp_path: Path):
 
 def test_native_x_nfht_without_the_file_says_where_to_get_it(release):
     with pytest.raises(DatasetError, match=r"dataset\.native=x_nfht needs .*test_data_5ms\.mat; download https://raw"):
-        ns1.process_ns1(release[0], ns1.NS1Options(verify=False, native="x_nfht"))
+        ns1.process_ns1(release[0], ns1.NS1DatasetConfig(verify=False, native="x_nfht"))
 
 
 def test_16khz_waveform_view_has_hop_80(release, tmp_path: Path):
     raw = _copy_release(release, tmp_path)
     add_x_nfht(raw)
     with pytest.warns(UserWarning):
-        c = ns1.process_ns1(raw, ns1.NS1Options(verify=False, audio_fs=16000.0, resample_from="exact"))
+        c = ns1.process_ns1(raw, ns1.NS1DatasetConfig(verify=False, audio_fs=16000.0, resample_from="exact"))
     assert c.hop == 80 and c.stimuli[0].waveform.shape == (79_920,)
     assert "up=1024 down=3125" in c.attrs["resample"]
 
@@ -489,14 +489,14 @@ def test_options_are_checked():
     assert ns1.resample_ratio(48000.0, "reference") == (4000, 4069)
     assert ns1.resample_ratio(48000.0, "exact") == (3072, 3125)
     with pytest.raises(ConfigError, match=r"dataset\.audio_fs=44100.* 220\.5 samples"):
-        ns1.NS1Options(audio_fs=44100)
+        ns1.NS1DatasetConfig(audio_fs=44100)
     with pytest.raises(ConfigError, match=r"dataset\.native='cochleagram'; choose one of"):
-        ns1.NS1Options(native="cochleagram")
+        ns1.NS1DatasetConfig(native="cochleagram")
     with pytest.raises(ConfigError, match=r"dataset\.resample_from"):
-        ns1.NS1Options(resample_from="48828")
+        ns1.NS1DatasetConfig(resample_from="48828")
     with pytest.raises(ConfigError, match=r"dataset\.smooth"):
-        ns1.NS1Options(smooth="yes")
-    assert ns1.NS1Options(audio_fs=16000).audio_fs == 16000.0
+        ns1.NS1DatasetConfig(smooth="yes")
+    assert ns1.NS1DatasetConfig(audio_fs=16000).audio_fs == 16000.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,7 +560,7 @@ def test_corrupt_neuron_file_in_a_release_is_an_error_naming_it(release, tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the skipped neuron
         with pytest.raises(DatasetError, match=r"cluster\.01\.data\.mat: cannot read as a MATLAB"):
-            ns1.process_ns1(raw, ns1.NS1Options(verify=False))
+            ns1.process_ns1(raw, ns1.NS1DatasetConfig(verify=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,12 +598,12 @@ def test_verify_raw_reports_a_missing_neuron_file_and_its_sibling(release):
 def test_strict_processing_requires_every_named_neuron_file(release):
     pattern = r"NS1 neuron file .*exp2/P02-B/cluster\.01\.data\.mat is missing; only cluster\.01\.data_1\.mat exists; "
     with pytest.raises(DatasetError, match=pattern + r".*dataset\.verify=false"):
-        ns1.process_ns1(release[0], ns1.NS1Options(verify=True))
+        ns1.process_ns1(release[0], ns1.NS1DatasetConfig(verify=True))
 
 
 def test_complete_release_processes_strictly(complete):
     raw, written = complete
-    c = ns1.process_ns1(raw, ns1.NS1Options(smooth=False))
+    c = ns1.process_ns1(raw, ns1.NS1DatasetConfig(smooth=False))
     assert c.neuron_ids == [p[:-4] for p in written] and json.loads(c.attrs["skipped_neurons"]) == []
     trains = written[NEURONS[1]["path"]]  # the v7.3 file, 6 repeats
     np.testing.assert_array_equal(c.stimuli[7].responses[1, :6], np.stack([reference_counts(t) for t in trains[7]]))
@@ -618,8 +618,8 @@ def test_ensure_processes_once_and_reuses(complete, tmp_path: Path, monkeypatch)
     raw = complete[0]
     monkeypatch.setattr(ns1_release, "RELEASE_FILES", release_manifest(raw))
     cache = tmp_path / "cache"
-    path = ns1.ensure_ns1(raw, ns1.NS1Options(), cache_dir=cache, progress=False)
-    key = ns1.cache_key(ns1.NS1Options(native="x_nfht"), {"x_nfht_sha256": file_sha256(raw / ns1_release.X_NFHT_FILE)})
+    path = ns1.ensure_ns1(raw, ns1.NS1DatasetConfig(), cache_dir=cache, progress=False)
+    key = ns1.cache_key(ns1.NS1DatasetConfig(native="x_nfht"), {"x_nfht_sha256": file_sha256(raw / ns1_release.X_NFHT_FILE)})
     assert path == cache / f"ns1-{key}.h5" and path.exists()
     assert not list(raw.glob("*.h5"))  # nothing is written into the raw folder
     spec = read_dataset(path, views=("spectrogram",))
@@ -635,7 +635,7 @@ def test_ensure_processes_once_and_reuses(complete, tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(ns1, "process_ns1", fail)
     monkeypatch.setattr(ns1, "verify_raw", fail)  # as ensure_ns1 looks it up
-    assert ns1.ensure_ns1(raw, ns1.NS1Options(), cache_dir=cache, progress=False) == path
+    assert ns1.ensure_ns1(raw, ns1.NS1DatasetConfig(), cache_dir=cache, progress=False) == path
 
 
 def test_ensure_verifies_before_processing(complete, tmp_path: Path, monkeypatch):
@@ -645,36 +645,36 @@ def test_ensure_verifies_before_processing(complete, tmp_path: Path, monkeypatch
     wav = ns1_release.waveform_path(raw, 0)
     wav.write_bytes(wav.read_bytes()[:-4] + b"\0\0\0\1")
     with pytest.raises(DatasetError, match=r"frozen\.1 has sha256 .* \(corrupt\)"):
-        ns1.ensure_ns1(raw, ns1.NS1Options(), cache_dir=tmp_path / "cache", progress=False)
+        ns1.ensure_ns1(raw, ns1.NS1DatasetConfig(), cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("ns1-*.h5"))
 
 
 def test_cache_key_covers_every_option_and_unpinned_inputs(release, tmp_path: Path):
-    base = ns1.NS1Options(native="recomputed")
+    base = ns1.NS1DatasetConfig(native="recomputed")
     variants = [
         base,
-        ns1.NS1Options(native="recomputed", smooth=False),
-        ns1.NS1Options(native="recomputed", audio_fs=16000),
-        ns1.NS1Options(native="recomputed", resample_from="exact"),
-        ns1.NS1Options(native="x_nfht"),
-        ns1.NS1Options(native="recomputed", verify=False),
+        ns1.NS1DatasetConfig(native="recomputed", smooth=False),
+        ns1.NS1DatasetConfig(native="recomputed", audio_fs=16000),
+        ns1.NS1DatasetConfig(native="recomputed", resample_from="exact"),
+        ns1.NS1DatasetConfig(native="x_nfht"),
+        ns1.NS1DatasetConfig(native="recomputed", verify=False),
     ]
     keys = {ns1.cache_key(o) for o in variants}
     assert len(keys) == len(variants) and all(len(k) == 12 for k in keys)
     assert ns1.cache_key(base, {"x": "1"}) != ns1.cache_key(base, {"x": "2"})
-    assert ns1.cache_key(base) == ns1.cache_key(ns1.NS1Options(native="recomputed"))
+    assert ns1.cache_key(base) == ns1.cache_key(ns1.NS1DatasetConfig(native="recomputed"))
     # auto is resolved against the raw folder: the key changes when X_nfht appears
     raw = _copy_release(release, tmp_path)
-    assert ns1.resolve_options(ns1.NS1Options(), raw).native == "recomputed"
+    assert ns1.resolve_options(ns1.NS1DatasetConfig(), raw).native == "recomputed"
     add_x_nfht(raw)
-    assert ns1.resolve_options(ns1.NS1Options(), raw).native == "x_nfht"
+    assert ns1.resolve_options(ns1.NS1DatasetConfig(), raw).native == "x_nfht"
 
 
 def test_unverified_cache_key_follows_the_input_files(release, tmp_path: Path):
     raw = _copy_release(release, tmp_path)
     add_x_nfht(raw)
     cache = tmp_path / "cache"
-    opts = ns1.NS1Options(verify=False, smooth=False)
+    opts = ns1.NS1DatasetConfig(verify=False, smooth=False)
     with pytest.warns(UserWarning, match="skipped"):
         first = ns1.ensure_ns1(raw, opts, cache_dir=cache, progress=False)
     assert ns1.ensure_ns1(raw, opts, cache_dir=cache, progress=False) == first
@@ -692,7 +692,7 @@ def test_unwritable_cache_is_a_dataset_error(complete, tmp_path: Path, monkeypat
     blocker = tmp_path / "cache"
     blocker.write_text("a file, not a folder")
     with pytest.raises(DatasetError, match=r"cannot write the processed NS1 file .*STRF_RUNNER_DATA"):
-        ns1.ensure_ns1(raw, ns1.NS1Options(), cache_dir=blocker, progress=False)
+        ns1.ensure_ns1(raw, ns1.NS1DatasetConfig(), cache_dir=blocker, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -824,7 +824,7 @@ def real(ns1_raw_dir) -> Path:
 @pytest.fixture(scope="module")
 def real_counts(real) -> DatasetContent:
     """The whole release, unsmoothed."""
-    return ns1.process_ns1(real, ns1.NS1Options(smooth=False, native="recomputed"))
+    return ns1.process_ns1(real, ns1.NS1DatasetConfig(smooth=False, native="recomputed"))
 
 
 def test_embedded_checksums_are_the_release_sums(real):
@@ -894,7 +894,7 @@ def test_real_selections(real_counts):
 
 
 def test_real_default_processing_and_cache(real, real_counts, tmp_path: Path, monkeypatch):
-    path = ns1.ensure_ns1(real, ns1.NS1Options(), cache_dir=tmp_path, progress=False)
+    path = ns1.ensure_ns1(real, ns1.NS1DatasetConfig(), cache_dir=tmp_path, progress=False)
     spec = read_dataset(path, views=("spectrogram",))
     wave = read_dataset(path, views=("waveform",))
     has_x = (real / ns1_release.X_NFHT_FILE).is_file()
@@ -906,7 +906,7 @@ def test_real_default_processing_and_cache(real, real_counts, tmp_path: Path, mo
         assert a.spectrogram.shape == (34, 999) and b.waveform.shape == (239_760,)
         assert np.abs(b.waveform[:48_000]).max() > 0  # real sound at the start
     monkeypatch.setattr(ns1, "process_ns1", lambda *a, **k: pytest.fail("processed again"))
-    assert ns1.ensure_ns1(real, ns1.NS1Options(), cache_dir=tmp_path, progress=False) == path
+    assert ns1.ensure_ns1(real, ns1.NS1DatasetConfig(), cache_dir=tmp_path, progress=False) == path
 
 
 def test_real_resampling_reference_and_exact_are_equivalent_on_the_bin_grid(real):

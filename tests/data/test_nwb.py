@@ -15,11 +15,12 @@ import pytest
 import scipy.signal
 import soundfile
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+from tests.helpers.data import TINY_DATASET
 
 from strf_runner.data.cochleagram import native_cochleagram
 from strf_runner.data.nwb import (
     Condition,
-    NWBOptions,
+    NWBDatasetConfig,
     bin_spikes,
     convert_nwb,
     default_splits,
@@ -28,10 +29,9 @@ from strf_runner.data.nwb import (
 )
 from strf_runner.data.nwb_example import write_nwb
 from strf_runner.data.schema import file_sha256, read_dataset
-from strf_runner.data.synth import SynthParams, generate_synth
+from strf_runner.data.synth import SynthDatasetConfig, generate_synth
 from strf_runner.errors import ConfigError, DatasetError, StrfRunnerWarning
 from strf_runner.memory import MemoryLimitError
-from tests.helpers.data import TINY_DATASET
 
 LAYOUTS = ("templates", "played", "wav")
 
@@ -40,11 +40,11 @@ LAYOUTS = ("templates", "played", "wav")
 def truth():
     """The tiny synth dataset: 6 stimuli x 1 s, 16 neurons, 6 repeats, waveforms at 48 kHz."""
     params = {k: v for k, v in TINY_DATASET.items() if k != "name"}
-    return generate_synth(SynthParams(**params))
+    return generate_synth(SynthDatasetConfig(**params))
 
 
 def convert(paths, **options):
-    return convert_nwb([Path(p) for p in paths], NWBOptions(**options))
+    return convert_nwb([Path(p) for p in paths], NWBDatasetConfig(**options))
 
 
 def brute_force_counts(spike_times: np.ndarray, start: float, n_bins: int, dt_s: float) -> np.ndarray:
@@ -126,7 +126,7 @@ def test_conditions_leave_units_and_presentations_out_and_count_them(tmp_path, t
     line = r"nwb: 6 of 16 units left out by dataset.units_where; 3 of 39 presentations left out \(3 name no stimulus\)"
     for _ in range(2):  # converting, then from the cache: the line every time
         with pytest.warns(StrfRunnerWarning, match=line):
-            path = ensure_nwb(str(written.path), NWBOptions(units_where="quality==good"), tmp_path / "cache")
+            path = ensure_nwb(str(written.path), NWBDatasetConfig(units_where="quality==good"), tmp_path / "cache")
     content = read_dataset(path)
     assert len(content.neuron_ids) == 10 and set(content.neuron_meta["quality"]) == {"good"}
     provenance = json.loads(content.attrs["provenance"])
@@ -139,7 +139,7 @@ def test_conditions_leave_units_and_presentations_out_and_count_them(tmp_path, t
 def test_condition_syntax_and_unknown_columns_are_config_errors():
     assert Condition.parse("quality == 'good'", "k") == Condition("quality", "==", "good")
     with pytest.raises(ConfigError, match="dataset.units_where='quality' is not a condition"):
-        NWBOptions(units_where="quality")
+        NWBDatasetConfig(units_where="quality")
     with pytest.raises(ConfigError, match=r"no column 'qualty'; it has \['quality', 'snr'\]"):
         Condition.parse("qualty==good", "dataset.units_where").mask(
             {"quality": np.array(["good"]), "snr": np.array([1.0])}, "dataset.units_where", "f.nwb: /units")
@@ -172,12 +172,12 @@ def test_the_conversion_is_cached_by_inputs_and_options(tmp_path, truth):
     cache = tmp_path / "cache"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StrfRunnerWarning)
-        path = ensure_nwb(str(written.path), NWBOptions(), cache)
+        path = ensure_nwb(str(written.path), NWBDatasetConfig(), cache)
         stamp = path.stat().st_mtime_ns
-        assert ensure_nwb(str(written.path), NWBOptions(), cache) == path and path.stat().st_mtime_ns == stamp
-        assert ensure_nwb(str(written.path), NWBOptions(dt_ms=10.0), cache) != path
+        assert ensure_nwb(str(written.path), NWBDatasetConfig(), cache) == path and path.stat().st_mtime_ns == stamp
+        assert ensure_nwb(str(written.path), NWBDatasetConfig(dt_ms=10.0), cache) != path
         write_nwb(written.path, truth, seed=5)  # other spikes, same name
-        assert ensure_nwb(str(written.path), NWBOptions(), cache) != path
+        assert ensure_nwb(str(written.path), NWBDatasetConfig(), cache) != path
     assert read_dataset(path).attrs["source"] == "nwb"
 
 
@@ -291,7 +291,7 @@ def test_files_pynwb_cannot_read_are_one_line_errors(tmp_path):
     with pytest.raises(DatasetError, match=r"plain.nwb: pynwb cannot read it as an NWB file"):
         convert([plain])
     with pytest.raises(DatasetError, match=r"missing.nwb does not exist"):
-        ensure_nwb(str(tmp_path / "missing.nwb"), NWBOptions(), tmp_path)
+        ensure_nwb(str(tmp_path / "missing.nwb"), NWBDatasetConfig(), tmp_path)
 
 
 def test_without_pynwb_dataset_nwb_says_what_to_install(monkeypatch, tmp_path, truth):
@@ -319,11 +319,11 @@ def test_the_cache_follows_every_sound_file_read_even_in_a_subfolder(tmp_path):
         soundfile.write(tmp_path / "sounds" / f"{name}.wav", noise(24000, i), 48000, subtype="PCM_16")
     trials = [(start, stop, f"sounds/{name}.wav") for start, stop, name in GOOD_TRIALS]
     path = bare_nwb(tmp_path / "s.nwb", trials=trials, templates=())
-    first = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    first = ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
     stamp = first.stat().st_mtime_ns
-    assert ensure_nwb(str(path), NWBOptions(), tmp_path / "cache") == first and first.stat().st_mtime_ns == stamp
+    assert ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache") == first and first.stat().st_mtime_ns == stamp
     soundfile.write(tmp_path / "sounds" / "c.wav", noise(24000, 7), 48000, subtype="PCM_16")
-    second = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+    second = ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
     assert second != first
     np.testing.assert_array_equal(read_dataset(second).stimuli[2].waveform,
                                   soundfile.read(tmp_path / "sounds" / "c.wav", dtype="float32")[0])
@@ -349,7 +349,7 @@ def test_a_template_that_does_not_fit_its_presentations_is_one_line_naming_it(tm
         warnings.simplefilter("ignore", UserWarning)  # pynwb's own about a rate of 0
         path = bare_nwb(tmp_path / "bad.nwb", trials=GOOD_TRIALS, sounds={"a": sound})
         with pytest.raises(DatasetError, match=f"^{path}: {message}") as err:
-            ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+            ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
     assert "\n" not in str(err.value)
 
 
@@ -357,12 +357,12 @@ def test_a_sound_longer_than_its_presentations_is_cut_with_a_warning_and_refused
     path = bare_nwb(tmp_path / "long.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=noise(38400))})  # 0.8 s
     with pytest.warns(StrfRunnerWarning, match=r"nwb: 1 of 3 sounds last longer than their presentations and are cut "
                                                rf"at their end \(most: {path}: /stimulus_templates/a, 0.3 s cut\)"):
-        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+        ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
     path = bare_nwb(tmp_path / "longer.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=noise(57600))})  # 1.2 s
     with pytest.raises(DatasetError, match=rf"^{path}: /stimulus_templates/a: the sound of stimulus 'a' lasts 1.2 s "
                                            r"\(57600 samples at 48000 Hz\), more than 2 times its presentations "
                                            rf"\({path}: /intervals/trials row 0: 0.5 s\); check the sampling rate"):
-        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+        ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
 
 
 def test_a_stereo_template_is_mixed_to_mono_with_a_warning(tmp_path):
@@ -370,14 +370,14 @@ def test_a_stereo_template_is_mixed_to_mono_with_a_warning(tmp_path):
     path = bare_nwb(tmp_path / "s.nwb", trials=GOOD_TRIALS, sounds={"a": dict(data=stereo)})
     with pytest.warns(StrfRunnerWarning, match=r"nwb: 1 of 3 sounds have several channels, mixed to mono by their "
                                                rf"mean \(first: {path}: /stimulus_templates/a, 2 channels\)"):
-        out = ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+        out = ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
     np.testing.assert_allclose(read_dataset(out).stimuli[0].waveform, stereo.astype(np.float64).mean(axis=1), atol=1e-7)
 
 
 def test_duplicate_unit_ids_are_one_line_naming_the_units_table(tmp_path):
     path = bare_nwb(tmp_path / "dup.nwb", trials=GOOD_TRIALS, unit_ids=(3, 5, 3))
     with pytest.raises(DatasetError, match=rf"^{path}: /units has 2 units with the id 3; unit ids name the neurons"):
-        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+        ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
 
 
 @pytest.mark.parametrize("dtype, subtype", [(np.int16, "PCM_16"), (np.int32, "PCM_32"), (np.uint8, "PCM_U8")])
@@ -411,7 +411,7 @@ def test_arrays_the_file_sizes_are_refused_over_the_memory_limit_before_they_are
     trials = [(0.5, 20.5, "a"), (21.0, 21.5, "b"), (22.0, 22.5, "c")] if limit == "32M" else GOOD_TRIALS
     path = bare_nwb(tmp_path / "big.nwb", trials=trials)
     with pytest.raises(MemoryLimitError, match=f"^{path}: {message}"):
-        ensure_nwb(str(path), NWBOptions(), tmp_path / "cache")
+        ensure_nwb(str(path), NWBDatasetConfig(), tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from tests.helpers.data import TINY_DATASET
 
 from strf_runner.data import schema
 from strf_runner.data.cochleagram import band_centres, native_cochleagram
@@ -26,7 +27,7 @@ from strf_runner.data.synth import (
     STIMULUS_TYPES,
     WAVEFORM_STEP,
     SynthNeurons,
-    SynthParams,
+    SynthDatasetConfig,
     _poisson_counts,
     cache_key,
     draw_neurons,
@@ -38,11 +39,10 @@ from strf_runner.data.synth import (
     synth_path,
 )
 from strf_runner.errors import ConfigError, ShapeError
-from tests.helpers.data import TINY_DATASET
 
-TINY = SynthParams(**{k: v for k, v in TINY_DATASET.items() if k != "name"})  # dataset=synth_tiny
+TINY = SynthDatasetConfig(**{k: v for k, v in TINY_DATASET.items() if k != "name"})  # dataset=synth_tiny
 
-# schema.content_sha256 of generate_synth(TINY) and of generate_synth(SynthParams()), generator version 2.
+# schema.content_sha256 of generate_synth(TINY) and of generate_synth(SynthDatasetConfig()), generator version 2.
 # The same on every machine and library stack (see "Reproducibility" in synth's docstring): checked
 # under numpy's AVX512, AVX2 and baseline code paths, three OpenBLAS kernels, and numpy 1.26 +
 # scipy 1.11 as well as numpy 2.4 + scipy 1.17. A change here means the generated data changed:
@@ -58,7 +58,7 @@ def tiny() -> schema.DatasetContent:
 
 @pytest.fixture(scope="module")
 def default() -> schema.DatasetContent:
-    return generate_synth(SynthParams())
+    return generate_synth(SynthDatasetConfig())
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _band_noise(rng: np.random.Generator, fc: float, n: int, fs: float, rms: flo
 
 
 def test_default_params_are_ns1_geometry():
-    p = SynthParams().check()
+    p = SynthDatasetConfig().check()
     assert (p.n_bins, p.hop, p.n_audio, p.n_lags) == (999, 240, 239760, 13)
     assert (p.n_stimuli, p.n_neurons, p.n_repeats) == (20, 119, 20)
 
@@ -150,8 +150,8 @@ def test_default_params_are_ns1_geometry():
     ],
 )
 def test_check_names_the_bad_field(change, field):
-    params = dataclasses.replace(SynthParams(), **change)
-    with pytest.raises(ConfigError, match=rf"synth\.{field}") as err:
+    params = dataclasses.replace(SynthDatasetConfig(), **change)
+    with pytest.raises(ConfigError, match=rf"dataset\.{field}") as err:
         params.check()
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError):
@@ -159,11 +159,11 @@ def test_check_names_the_bad_field(change, field):
 
 
 def test_cache_key_is_short_stable_and_sensitive(tmp_path):
-    key = cache_key(SynthParams())
-    assert key == cache_key(SynthParams()) and len(key) == 12 and int(key, 16) >= 0
+    key = cache_key(SynthDatasetConfig())
+    assert key == cache_key(SynthDatasetConfig()) and len(key) == 12 and int(key, 16) >= 0
     for change in ({"seed": 1}, {"n_repeats": 19}, {"level_rms": 0.06}, {"max_lag_ms": 55.0}):
-        assert cache_key(dataclasses.replace(SynthParams(), **change)) != key
-    assert synth_path(SynthParams(), tmp_path) == tmp_path / f"synth-{key}.h5"
+        assert cache_key(dataclasses.replace(SynthDatasetConfig(), **change)) != key
+    assert synth_path(SynthDatasetConfig(), tmp_path) == tmp_path / f"synth-{key}.h5"
 
 
 def test_ensure_synth_writes_once(tmp_path, monkeypatch):
@@ -306,12 +306,12 @@ def test_tiny_digest_is_the_same_without_simd_extensions():
         f"""
         import json
         from strf_runner.data import schema
-        from strf_runner.data.synth import SynthParams, generate_synth
+        from strf_runner.data.synth import SynthDatasetConfig, generate_synth
         try:
             from numpy._core._multiarray_umath import __cpu_features__
         except ImportError:
             from numpy.core._multiarray_umath import __cpu_features__
-        content = generate_synth(SynthParams(**{dataclasses.asdict(TINY)!r}))
+        content = generate_synth(SynthDatasetConfig(**{dataclasses.asdict(TINY)!r}))
         still = [f for f in {enabled!r} if __cpu_features__.get(f)]
         print(json.dumps({{"still_enabled": still, "sha256": schema.content_sha256(content)}}))
         """
@@ -409,7 +409,7 @@ def test_default_size_neurons_follow_their_band(default):
     spontaneous rate while the onset response is strong.
     """
     neurons = SynthNeurons.from_truth(default.truth)
-    params = SynthParams()
+    params = SynthDatasetConfig()
     fs, hop = 48000.0, 240
     cf = neurons.centre_hz
     chosen = np.argsort(cf)[np.linspace(0, len(cf) - 1, 10).astype(int)]

@@ -14,7 +14,7 @@ from strf_runner.analysis.run_analysis import analyze_run
 from strf_runner.compose import compose_config
 from strf_runner.errors import ShapeError
 from strf_runner.experiment import run_experiment
-from strf_runner.frontends.registry import FRONTENDS, build_frontend
+from strf_runner.frontends.registry import FRONTENDS, build_frontend, frontend_class
 from strf_runner.predict.predictor import predict_stimulus
 from strf_runner.results.load import load_run
 from tests.helpers.runs import tiny_config
@@ -23,7 +23,7 @@ AUDIO_FS, HOP, N_BANDS, N_FRAMES = 48000.0, 240, 34, 8
 
 
 def build(name: str):
-    return build_frontend(name, **FRONTENDS.get(name).geometry(N_BANDS, AUDIO_FS, HOP)).double().eval()
+    return build_frontend(name, **frontend_class(name).geometry(N_BANDS, AUDIO_FS, HOP)).double().eval()
 
 
 def random_input(frontend, generator: torch.Generator) -> torch.Tensor:

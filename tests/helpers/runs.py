@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from strf_runner.config import FrontendConfig, LinearModelConfig, RunConfig, SynthDatasetConfig, TrainerConfig
 from tests.helpers.data import TINY_DATASET
+
+from strf_runner.config import FrontendConfig, RunConfig, TrainerConfig
+from strf_runner.data.synth import SynthDatasetConfig
+from strf_runner.models.linear import LinearModelConfig
 
 
 class Interrupt(KeyboardInterrupt):

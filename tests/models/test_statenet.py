@@ -9,10 +9,13 @@ import torch
 from strf_runner.errors import ConfigError, ShapeError
 from strf_runner.frontends.native import NativeSpectrogram
 from strf_runner.models import build_readout
-from strf_runner.models.encoding import EncodingModel
+from strf_runner.models.blocks import ChannelLayerNorm, ParametricSoftplus
+from strf_runner.models.encoding import EncodingModel, build_encoding_model
 from strf_runner.models.statenet import StateNet
 
 RNNS = ["gru", "lstm", "rnn"]
+
+NEWEST = {"encoder_norm": "layer", "output": "softplus"}  # the newest version of the reference (not the default)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,7 +32,7 @@ def n_params(module: torch.nn.Module) -> int:
 
 
 def test_parameter_count_matches_the_anchor():
-    model = EncodingModel(NativeSpectrogram(34), StateNet(n_bands=34, n_neurons=119))
+    model = EncodingModel(NativeSpectrogram(34), StateNet(n_bands=34, n_neurons=119, **NEWEST))
     assert model.n_params() == 39_081
 
 
@@ -44,7 +47,7 @@ def test_parameter_count_formula_for_another_geometry():
         + hidden * n_neurons + n_neurons  # readout
         + 2 * n_neurons  # parametric softplus
     )
-    model = StateNet(n_bands, n_neurons, kernel, stride, channels, "lstm", hidden, c_in)
+    model = StateNet(n_bands, n_neurons, kernel, stride, channels, "lstm", hidden, c_in, **NEWEST)
     assert n_params(model) == expected == 3_053
 
 
@@ -115,7 +118,7 @@ def manual_recurrence(model: StateNet, rnn: str, feats: np.ndarray) -> np.ndarra
 
 
 def random_model(rnn: str, in_channels: int = 1) -> StateNet:
-    model = StateNet(13, 4, kernel_size=4, stride=3, channels=3, rnn=rnn, hidden_size=6, in_channels=in_channels)
+    model = StateNet(13, 4, kernel_size=4, stride=3, channels=3, rnn=rnn, hidden_size=6, in_channels=in_channels, **NEWEST)
     model = model.double()
     with torch.no_grad():
         model.norm.norm.weight.uniform_(0.5, 2)
@@ -155,7 +158,7 @@ def test_output_equals_an_independent_step_by_step_recurrence(rnn):
 def test_strictly_causal_in_eval_mode(rnn):
     """Jacobian test: output frame t has zero gradient w.r.t. input frames after t, nonzero at every frame <= t."""
     torch.manual_seed(2)
-    model = EncodingModel(NativeSpectrogram(10), StateNet(10, 3, kernel_size=4, stride=2, channels=2, rnn=rnn)).eval()
+    model = EncodingModel(NativeSpectrogram(10), StateNet(10, 3, kernel_size=4, stride=2, channels=2, rnn=rnn, **NEWEST)).eval()
     t_len = 7
     for t in range(t_len):
         x = torch.randn(1, 1, 10, t_len, requires_grad=True)
@@ -167,7 +170,7 @@ def test_strictly_causal_in_eval_mode(rnn):
 
 def test_output_shape_and_positive_rates():
     torch.manual_seed(3)
-    readout = StateNet(34, 5)
+    readout = StateNet(34, 5, **NEWEST)
     out = readout(torch.randn(2, 1, 34, 13))
     assert out.shape == (2, 5, 1, 13)
     assert (out > 0).all()
@@ -208,7 +211,7 @@ def test_training_reduces_the_error():
     x = torch.randn(8, 1, n_bands, 30)
     filters = torch.randn(n_neurons, n_bands) / n_bands**0.5
     target = torch.relu(torch.einsum("nf,bft->bnt", filters, x[:, 0])).unsqueeze(2)
-    model = StateNet(n_bands, n_neurons, kernel_size=4, stride=2, channels=4)
+    model = StateNet(n_bands, n_neurons, kernel_size=4, stride=2, channels=4, **NEWEST)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-2)
     losses = []
     for _ in range(30):
@@ -273,11 +276,14 @@ def test_variants_are_strictly_causal_in_eval_mode(norm, out):
         assert (x.grad[0, 0][:, t + 1 :] == 0).all(), f"frame {t} depends on the future"
 
 
-def test_a_run_saved_before_the_variants_existed_rebuilds_as_the_newest_version():
-    """model.json of earlier runs lacks encoder_norm and output: the constructor's defaults are the
-    version those runs trained (per-frame LayerNorm, softplus), whatever the config's default."""
-    model = StateNet(34, 5)
-    assert isinstance(model.activation, torch.nn.Module) and hasattr(model.norm, "norm")
+def test_a_run_saved_before_the_variants_existed_rebuilds_as_the_version_it_trained():
+    """model.json of earlier runs lacks encoder_norm and output: they rebuild as the version those runs
+    trained (per-frame LayerNorm, softplus), not as today's default (batch norm, linear output)."""
+    spec = {"frontend": {"name": "native", "n_bands": 34}, "readout": {"name": "statenet", "n_bands": 34, "n_neurons": 5}}
+    old = build_encoding_model(spec).readout
+    assert isinstance(old.activation, ParametricSoftplus) and isinstance(old.norm, ChannelLayerNorm)
+    today = StateNet(34, 5)
+    assert isinstance(today.activation, torch.nn.Identity) and isinstance(today.norm, torch.nn.BatchNorm1d)
 
 
 @pytest.mark.parametrize("options, key", [({"encoder_norm": "group"}, "model.encoder_norm"),

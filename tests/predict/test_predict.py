@@ -20,32 +20,30 @@ import scipy.signal
 import soundfile
 import torch
 from matplotlib.figure import Figure
+from tests.helpers.runs import tiny_config
 
 from strf_runner.cli import predict_main
-from strf_runner.config import (
-    DNetModelConfig,
-    FrontendConfig,
-    GammatoneFrontendConfig,
-    LeafFrontendConfig,
-    LinearModelConfig,
-    LNModelConfig,
-    MelFrontendConfig,
-    NativePcenFrontendConfig,
-    NRFModelConfig,
-    SincNetFrontendConfig,
-    StateNetModelConfig,
-)
 from strf_runner.compose import compose_config
+from strf_runner.config import FrontendConfig
 from strf_runner.data.cochleagram import native_cochleagram
 from strf_runner.data.schema import read_dataset
 from strf_runner.errors import AudioError, ConfigError, ResultsError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment, warm_start
+from strf_runner.frontends.gammatone import GammatoneFrontendConfig
+from strf_runner.frontends.leaf import LeafFrontendConfig
+from strf_runner.frontends.mel import MelFrontendConfig
+from strf_runner.frontends.native_pcen import NativePcenFrontendConfig
+from strf_runner.frontends.sincnet import SincNetFrontendConfig
+from strf_runner.models.dnet import DNetModelConfig
+from strf_runner.models.linear import LinearModelConfig
+from strf_runner.models.ln import LNModelConfig
+from strf_runner.models.nrf import NRFModelConfig
+from strf_runner.models.registry import READOUTS
+from strf_runner.models.statenet import StateNetModelConfig
 from strf_runner.predict.audio import grid_chunks, open_sound, resample_margin, resample_ratio, resampled_blocks
 from strf_runner.predict.outputs import write_prediction
 from strf_runner.predict.predictor import channel_frequencies, cochleagram_chunks, predict_sound, predict_stimulus
-from strf_runner.models.registry import READOUTS
 from strf_runner.results.load import load_run
-from tests.helpers.runs import tiny_config
 
 # every registered readout behind the native spectrogram (each front-end is run through strf-predict by
 # the contract bank, tests/frontends/test_contract.py), plus front-end x readout pairs whose state or

@@ -14,15 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.helpers.runs import tiny_config
 
 from strf_runner import metrics
-from strf_runner.config import LeafFrontendConfig, StateNetModelConfig
 from strf_runner.data.dataset import NeuralDataset
 from strf_runner.data.schema import read_dataset
 from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
+from strf_runner.frontends.leaf import LeafFrontendConfig
+from strf_runner.models.statenet import StateNetModelConfig
 from strf_runner.results.load import RUN_FORMAT_VERSION, load_run, run_dataset
-from tests.helpers.runs import tiny_config
 
 
 @pytest.fixture(scope="module")

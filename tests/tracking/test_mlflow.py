@@ -18,19 +18,18 @@ import urllib.request
 import pandas as pd
 import pytest
 import yaml
-
 from mlflow.store.db import utils as mlflow_db_utils
 from mlflow.tracking import MlflowClient  # in the test extra: never skipped
 from tensorboard.backend.event_processing import event_accumulator
+from tests.helpers.commands import TINY_ARGS, strf_run
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 from strf_runner.cli import report_main
-from strf_runner.config import LoggerConfig, MLflowLoggerConfig
 from strf_runner.errors import StrfRunnerWarning
 from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
-from tests.helpers.commands import TINY_ARGS, strf_run
-from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
+from strf_runner.tracking.mlflow import MLflowLoggerConfig
 
 
 class Server:
@@ -76,7 +75,7 @@ def server(tmp_path_factory):
 
 def mlflow_config(tmp_path, uri: str, experiment: str, **kwargs):
     cfg = tiny_config(tmp_path, **kwargs)
-    cfg.logger = LoggerConfig(mlflow=MLflowLoggerConfig(tracking_uri=uri, experiment_name=experiment))
+    cfg.logger = {"mlflow": MLflowLoggerConfig(tracking_uri=uri, experiment_name=experiment)}
     return cfg
 
 

@@ -7,14 +7,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from tensorboard.backend.event_processing import event_accumulator  # in the test extra: never skipped
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
-from strf_runner.config import LoggerConfig, TensorBoardLoggerConfig, resolve_config
+from strf_runner.config import resolve_config
+from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError, StrfRunnerWarning
 from strf_runner.experiment import run_experiment
+from strf_runner.registry import Entry
 from strf_runner.tracking import base
-from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
+from strf_runner.tracking.tensorboard import TensorBoardLoggerConfig
 
 EPOCH_TAGS = {f"epoch/{k}" for k in ("train_loss", "train_cc_norm", "val_loss", "val_cc", "val_cc_norm", "seconds")}
 
@@ -31,7 +33,7 @@ def texts(events, tag: str) -> list[str]:
 
 def tensorboard_config(tmp_path, **kwargs):
     cfg = tiny_config(tmp_path, **kwargs)
-    cfg.logger = LoggerConfig(tensorboard=TensorBoardLoggerConfig())
+    cfg.logger = {"tensorboard": TensorBoardLoggerConfig()}
     return cfg
 
 
@@ -82,7 +84,7 @@ def test_a_tracker_added_on_resume_gets_the_earlier_epochs_too(tmp_path):
     cfg = tiny_config(tmp_path, max_epochs=5)  # logger=none before the interruption
     with pytest.raises(Interrupt):
         run_experiment(cfg, tmp_path / "run", on_epoch_end=interrupt_after(2))
-    cfg.logger, cfg.resume = LoggerConfig(tensorboard=TensorBoardLoggerConfig()), True
+    cfg.logger, cfg.resume = {"tensorboard": TensorBoardLoggerConfig()}, True
     run_experiment(cfg, tmp_path / "run")
     events = read_events(tmp_path / "run" / "tb")
     history = pd.read_csv(tmp_path / "run" / "history.csv").set_index("epoch")
@@ -98,7 +100,7 @@ def test_a_tracker_that_fails_is_one_warning_and_the_run_finishes(tmp_path):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the log dir would go")
     cfg = tensorboard_config(tmp_path, max_epochs=2)
-    cfg.logger.tensorboard.save_dir = str(blocker)
+    cfg.logger["tensorboard"].save_dir = str(blocker)
     with pytest.warns(StrfRunnerWarning, match="logger tensorboard failed while starting: .*the run goes on") as caught:
         run_experiment(cfg, tmp_path / "run")
     assert len([w for w in caught if "logger tensorboard" in str(w.message)]) == 1
@@ -109,12 +111,13 @@ def test_a_missing_tracker_package_is_a_one_line_config_error(monkeypatch):
     class Missing(base.Tracker):
         kind, package = "nowhere", "no_such_tracking_package_xyz"
 
-    monkeypatch.setitem(base.TRACKERS, "nowhere", Missing)
+    base.TRACKERS.names()  # the built-in trackers first, then this one beside them for this test only
+    monkeypatch.setitem(base.TRACKERS.entries, "nowhere", Entry("nowhere", Missing, TrackerConfig))
     with pytest.raises(ConfigError, match=r'logger=nowhere needs the no_such_tracking_package_xyz package: pip install'):
         base.check_installed("nowhere")
 
 
 def test_trackers_are_not_part_of_a_runs_identity(tmp_path):
     plain, tracked = tiny_config(tmp_path), tensorboard_config(tmp_path)
-    tracked.logger.tensorboard.save_dir = str(tmp_path / "elsewhere")
+    tracked.logger["tensorboard"].save_dir = str(tmp_path / "elsewhere")
     assert resolve_config(plain).hash == resolve_config(tracked).hash

@@ -14,15 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
+from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 from wandb.proto import wandb_internal_pb2  # in the test extra: never skipped
 
-from strf_runner.config import LoggerConfig, WandbLoggerConfig
 from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
+from strf_runner.tracking.wandb import WandbLoggerConfig
 from strf_runner.tracking.wandb import run_id
-from tests.helpers.runs import Interrupt, interrupt_after, tiny_config
 
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -80,7 +79,7 @@ def read_run(path: Path) -> dict:
 
 def wandb_config(tmp_path, **kwargs):
     cfg = tiny_config(tmp_path, **kwargs)
-    cfg.logger = LoggerConfig(wandb=WandbLoggerConfig())
+    cfg.logger = {"wandb": WandbLoggerConfig()}
     return cfg
 
 

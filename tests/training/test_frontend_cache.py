@@ -8,13 +8,15 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tests.helpers.runs import tiny_config
 
-from strf_runner.config import GammatoneFrontendConfig, MelFrontendConfig, NativePcenFrontendConfig
 from strf_runner.data.loading import load_data
 from strf_runner.experiment import make_loaders, run_experiment
+from strf_runner.frontends.gammatone import GammatoneFrontendConfig
+from strf_runner.frontends.mel import MelFrontendConfig
+from strf_runner.frontends.native_pcen import NativePcenFrontendConfig
 from strf_runner.frontends.registry import build_frontend
 from strf_runner.models.encoding import build_model
-from tests.helpers.runs import tiny_config
 
 FRONTENDS = {
     "gammatone": GammatoneFrontendConfig(n_filters=8),
