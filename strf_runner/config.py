@@ -69,7 +69,7 @@ class NS1DatasetConfig(DatasetConfig):
 
 @dataclass
 class HDF5DatasetConfig(DatasetConfig):
-    """A dataset file in the project's HDF5 format (see README, "Dataset format")."""
+    """A dataset file in the project's HDF5 format (see docs/datasets/hdf5.md)."""
 
     source: str = "hdf5"
     path: str = MISSING
