@@ -45,7 +45,7 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("compose", "Hydra glue: the schemas in the ConfigStore, composing a config from overrides"),
      ("entry", "what every console entry point shares: one-line errors, exit status 2"),
      ("exit_status", "strf-run's exit statuses, and the jobs of a sweep that decide it"),
-     ("crossval", "`strf-run cv.folds=k` as one command: every fold a run into <cv dir>/fold<f>, then the CV "
+     ("crossval", "cross-validation (`cv.folds=k`) as one command: every fold a run into <cv dir>/fold<f>, then the CV "
                   "dir assembled")],
     [("sweep", "multirun glue: reuse and resume by config hash, failed-job records, the end-of-sweep report")],
     [("launchers", "`hydra/launcher=local_parallel` (a process per job; a killed one is recorded, the rest run "
