@@ -24,7 +24,7 @@ from rich.console import Console
 
 from strf_runner.compose import register_configs
 from strf_runner.config import RunConfig, TrackerConfig, resolve_config
-from strf_runner.entry import error_line, one_line_errors
+from strf_runner.entry import error_line, one_line_errors, version_line
 from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError, print_warnings_as_lines
 from strf_runner.exit_status import INTERRUPTED, REFUSED, RUN_FAILED, SWEEP_JOBS
 from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
@@ -234,6 +234,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Console entry point of ``strf-run``."""
+    if "--version" in sys.argv[1:]:  # before Hydra, which would read it as an override
+        print(version_line(PROG))
+        return
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
@@ -265,8 +268,14 @@ def given_path(text: str) -> Path:
     return Path(text)
 
 
-def report_main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``strf-report``: aggregate finished sweeps (or any folders of runs)."""
+def with_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with a ``--version`` flag that prints the command and strf-runner's version."""
+    parser.add_argument("--version", action="version", version=version_line(parser.prog))
+    return parser
+
+
+def report_parser() -> argparse.ArgumentParser:
+    """strf-report's command line (also what tests/test_docs.py checks the documented commands against)."""
     parser = argparse.ArgumentParser(
         prog="strf-report",
         description="Aggregate the runs under one or more sweep dirs into one comparison: per arm (front-end x "
@@ -295,7 +304,12 @@ def report_main(argv: list[str] | None = None) -> None:
                         "first dir")
     parser.add_argument("--tracking-uri", help="MLflow store for --logger mlflow (default: sqlite:///outputs/mlflow.db "
                         "in the working directory; http://host:port for a server)")
-    args = parser.parse_args(argv)
+    return with_version(parser)
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-report``: aggregate finished sweeps (or any folders of runs)."""
+    args = report_parser().parse_args(argv)
     print_warnings_as_lines("strf-report")
     from strf_runner.display import wide_console
     from strf_runner.sweep import report
@@ -321,8 +335,8 @@ def logger_config(kinds: list[str], tracking_uri: str | None) -> dict[str, Track
     return options
 
 
-def analyze_main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``strf-analyze``: interpretability figures, tables and audio of finished runs."""
+def analyze_parser() -> argparse.ArgumentParser:
+    """strf-analyze's command line."""
     parser = argparse.ArgumentParser(
         prog="strf-analyze",
         description="Write the interpretability figures of finished runs into <run>/analysis/: learned vs initial "
@@ -336,7 +350,12 @@ def analyze_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stimulus", type=int, help="dataset index of the stimulus to show (default: first test one)")
     parser.add_argument("--wav", type=int, default=3, help="receptive fields written as WAV (best neurons; default 3)")
     parser.add_argument("--fold", type=int, help="for a cross-validation dir (cv.folds=k): analyze its fold F (0..k-1)")
-    args = parser.parse_args(argv)
+    return with_version(parser)
+
+
+def analyze_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-analyze``: interpretability figures, tables and audio of finished runs."""
+    args = analyze_parser().parse_args(argv)
     print_warnings_as_lines("strf-analyze")
     from strf_runner.analysis.run_analysis import analyze_run
     from strf_runner.results.cv import chosen_fold
@@ -350,15 +369,9 @@ def analyze_main(argv: list[str] | None = None) -> None:
         print(f"{run / ANALYSIS}: {len(index['files'])} files" + (f", mean filter drift {drift:.1%}" if drift else ""))
 
 
-def predict_main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``strf-predict``: a finished run's predicted responses to any sound."""
-    from strf_runner.predict.predictor import (
-        DEFAULT_CHUNK_S,
-        predict_sound,
-        predict_stimulus,
-        sound_name,
-        stimulus_name,
-    )
+def predict_parser() -> argparse.ArgumentParser:
+    """strf-predict's command line (without its check that some input is given: ``predict_main`` makes it)."""
+    from strf_runner.predict.predictor import DEFAULT_CHUNK_S
 
     parser = argparse.ArgumentParser(
         prog="strf-predict",
@@ -390,6 +403,14 @@ def predict_main(argv: list[str] | None = None) -> None:
                         help="replace output files already in the output folder (default: refuse, naming the first)")
     parser.add_argument("--fold", type=int, help="for a cross-validation dir (cv.folds=k): use the model of its fold F "
                         "(0..k-1)")
+    return with_version(parser)
+
+
+def predict_main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-predict``: a finished run's predicted responses to any sound."""
+    from strf_runner.predict.predictor import predict_sound, predict_stimulus, sound_name, stimulus_name
+
+    parser = predict_parser()
     args = parser.parse_args(argv)
     print_warnings_as_lines("strf-predict")
     if not args.wav and not args.dataset_stimulus:

@@ -12,7 +12,13 @@ from typing import Iterator
 
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from strf_runner import __version__
 from strf_runner.errors import StrfRunnerError
+
+
+def version_line(prog: str) -> str:
+    """What ``<prog> --version`` prints: the command and strf-runner's version (pyproject.toml's)."""
+    return f"{prog} {__version__}"
 
 
 @contextmanager

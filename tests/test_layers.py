@@ -1,8 +1,8 @@
-"""Layers point one way, and the README's table of who imports whom is generated from the code.
+"""Layers point one way, and the architecture page's table of who imports whom is generated from the code.
 
 Every top-level module or subpackage of strf_runner (a "unit") sits in a layer; a unit may import only
 units of lower layers (or its own). Imports inside functions count: a lazy import is still a
-dependency. ``python tests/test_layers.py --write`` regenerates the README table from the code.
+dependency. ``python tests/test_layers.py --write`` regenerates that table (docs/architecture.md) from the code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "strf_runner"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "architecture.md"  # the site's architecture page holds the table
 START, END = "<!-- layers:start (python tests/test_layers.py --write) -->", "<!-- layers:end -->"
 
 # lowest first; (unit, what it holds)
@@ -45,7 +45,7 @@ LAYERS: list[list[tuple[str, str]]] = [
      ("compose", "Hydra glue: the schemas in the ConfigStore, composing a config from overrides"),
      ("entry", "what every console entry point shares: one-line errors, exit status 2"),
      ("exit_status", "strf-run's exit statuses, and the jobs of a sweep that decide it"),
-     ("crossval", "`strf-run cv.folds=k` as one command: every fold a run into <cv dir>/fold<f>, then the CV "
+     ("crossval", "cross-validation (`cv.folds=k`) as one command: every fold a run into <cv dir>/fold<f>, then the CV "
                   "dir assembled")],
     [("sweep", "multirun glue: reuse and resume by config hash, failed-job records, the end-of-sweep report")],
     [("launchers", "`hydra/launcher=local_parallel` (a process per job; a killed one is recorded, the rest run "
@@ -107,7 +107,7 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def readme_with_table(text: str) -> str:
+def page_with_table(text: str) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{table()}\n{END}{tail}"
@@ -140,14 +140,14 @@ def test_imports_point_down_the_layers():
     assert not upward, "; ".join(sorted(upward))
 
 
-def test_readme_table_is_generated_from_the_code():
-    text = README.read_text()
-    assert START in text and END in text, "README.md lacks the layers table markers"
-    assert readme_with_table(text) == text, "README's layer table is stale: run python tests/test_layers.py --write"
+def test_architecture_pages_table_is_generated_from_the_code():
+    text = PAGE.read_text()
+    assert START in text and END in text, "docs/architecture.md lacks the layers table markers"
+    assert page_with_table(text) == text, "docs/architecture.md's layer table is stale: run python tests/test_layers.py --write"
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
-        README.write_text(readme_with_table(README.read_text()))
+        PAGE.write_text(page_with_table(PAGE.read_text()))
     else:
         print(table())

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from strf_runner.atomic import atomic_path
 from strf_runner.bench.names import DIRECT, TORCH_RNN
+from strf_runner.entry import version_line
 from strf_runner.errors import ConfigError, print_warnings_as_lines
 
 SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
@@ -260,7 +261,8 @@ def targets_text() -> str:
             f"memory <= {t['leaf_peak_rss_mb'] / 1024:g} GB")
 
 
-def main(argv: list[str] | None = None) -> None:
+def bench_parser() -> OneLineParser:
+    """strf-bench's command line (also what tests/test_docs.py checks the documented commands against)."""
     parser = OneLineParser(
         prog="strf-bench",
         description="Time every front-end (forward, forward + backward) and whole training epochs of real "
@@ -284,6 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="CSV path (default outputs/bench/bench-<time>.csv)")
     parser.add_argument("--child-frontend", help=argparse.SUPPRESS)
     parser.add_argument("--child-epoch", help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=version_line(parser.prog))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``strf-bench``."""
+    parser = bench_parser()
     args = parser.parse_args(argv)
 
     if args.child_frontend or args.child_epoch:

@@ -1,7 +1,7 @@
 """An example NWB session of an auditory experiment, written with pynwb from a known ground truth.
 
 ``python -m strf_runner.data.nwb_example session.nwb`` writes the embedded synthetic dataset as a lab
-would record it (README: "Your recordings in NWB"); the NWB tests write their files with ``write_nwb``.
+would record it (docs/datasets/nwb.md); the NWB tests write their files with ``write_nwb``.
 
 ``write_nwb`` turns a dataset in the project's format (the synth generator's spikes and sounds) into
 an NWB session: every (stimulus, repeat) is one presentation, played in a shuffled order with silent

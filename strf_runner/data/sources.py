@@ -29,7 +29,7 @@ SOURCES: Registry[Callable[[DatasetConfig], Path]] = Registry("dataset", "source
 
 @dataclass
 class HDF5DatasetConfig(DatasetConfig):
-    """``dataset=hdf5``: a dataset file of the user's own in the project's HDF5 format (``data/schema.py``)."""
+    """``dataset=hdf5``: a dataset file of the user's own in the project's HDF5 format (docs/datasets/hdf5.md)."""
 
     name: str = "hdf5"
     source: str = "hdf5"

@@ -59,7 +59,7 @@ class StateNetModelConfig(ModelConfig):
     rnn: str = "gru"
     hidden_size: Optional[int] = None  # null: the encoder's feature count
     # the reference's earlier version (batch norm over the encoder's channels, linear readout): the best
-    # validation score of the four combinations on NS1 (3 seeds each, README), and the one that
+    # validation score of the four combinations on NS1 (3 seeds each, docs/studies/statenet-variants.md), and the one that
     # reproduces the anchor; layer | softplus give the newest version
     encoder_norm: str = "batch"
     output: str = "linear"
