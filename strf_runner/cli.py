@@ -28,6 +28,7 @@ from strf_runner.entry import error_line, one_line_errors, version_line
 from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError, print_warnings_as_lines
 from strf_runner.exit_status import INTERRUPTED, REFUSED, RUN_FAILED, SWEEP_JOBS
 from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
+from strf_runner.results.summary import RunSummary
 from strf_runner.training.device import keep_freed_memory
 
 PROG = "strf-run"
@@ -61,7 +62,7 @@ def _task(cfg: DictConfig) -> float:
 
             out.print(cv_table(cv.summary))
             out.print(f"results: {cv.cv_dir}", soft_wrap=True, highlight=False)
-            return best_validation_score(cv.summary, run_cfg)
+            return best_validation_score(cv.summary)
         if sweep and run_cfg.reuse_finished:
             from strf_runner.data.loading import dataset_identity
             from strf_runner.sweep import prepare_resume, reuse_finished
@@ -76,9 +77,9 @@ def _task(cfg: DictConfig) -> float:
                       file=sys.stderr)
                 return math.nan
             if summary is not None:
-                out.print(f"{label}: already finished in {summary['reused_from']}; reused", soft_wrap=True)
+                out.print(f"{label}: already finished in {summary.reused_from}; reused", soft_wrap=True)
                 assemble_fold_cv(job_dir, run_cfg, out)
-                return best_validation_score(summary, run_cfg)
+                return best_validation_score(summary)
             if interrupted is not None:
                 out.print(f"{label}: resuming the interrupted run {interrupted}", soft_wrap=True)
                 resolved = resolved.resuming()
@@ -120,7 +121,7 @@ def _task(cfg: DictConfig) -> float:
     out.print(summary_table(result.summary))
     out.print(f"results: {result.run_dir}", soft_wrap=True, highlight=False)
     assemble_fold_cv(job_dir, run_cfg, out)
-    return best_validation_score(result.summary, run_cfg)
+    return best_validation_score(result.summary)
 
 
 def assemble_fold_cv(job_dir: Path, cfg: RunConfig, out: Console) -> None:
@@ -172,11 +173,10 @@ def interrupted_run(job_dir: Path) -> Path | None:
     return next((path for path in candidates if resumable(path)), None)
 
 
-def best_validation_score(summary: dict, cfg: RunConfig) -> float:
+def best_validation_score(summary: RunSummary) -> float:
     """What a sweeper optimises: the best score of the monitor early stopping used (it may have fallen
     back from val_cc_norm to val_cc where the validation data have no repeats)."""
-    monitor = summary.get("monitor", cfg.trainer.monitor)
-    return summary.get(f"best_{monitor}", math.nan)
+    return math.nan if summary.best_score is None else summary.best_score
 
 
 def hydra_records(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:

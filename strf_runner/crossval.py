@@ -23,6 +23,7 @@ from strf_runner.frontends.registry import frontend_class
 from strf_runner.identity import config_hash
 from strf_runner.results.cv import assemble_cv, fold_dir
 from strf_runner.results.rundir import CONFIG, RunDir
+from strf_runner.results.summary import RunSummary
 from strf_runner.tracking.base import Group, group_name
 from strf_runner.training.fitter import EpochCallback
 
@@ -33,7 +34,7 @@ class CVResult:
     others had finished before)."""
 
     cv_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     ran: list[int]
 
 

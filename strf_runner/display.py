@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from strf_runner.results.summary import RunSummary
 from strf_runner.training.fitter import EpochCallback, EpochRecord
 
 if TYPE_CHECKING:
@@ -66,28 +67,28 @@ def epoch_progress(label: str, console: Console | None = None) -> Iterator[Epoch
             progress.stop()
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def summary_table(summary: RunSummary) -> Table:
     """The short end-of-run table: test cc_norm, capacity, early stopping, wall time."""
     table = Table(title="strf-run result", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    valid = f"({summary['test_n_valid']} / {summary['test_n_neurons']} neurons valid)"
+    valid = f"({summary.test_n_valid} / {summary.test_n_neurons} neurons valid)"
     rows = [
-        ("pipeline", f"{summary['frontend']} -> {summary['model']} on {summary['dataset']['config']}"),
-        ("test cc_norm mean", f"{_fmt(summary['test_mean_cc_norm'])} {valid}"),
-        ("test cc_norm median", f"{_fmt(summary['test_median_cc_norm'])} {valid}"),
+        ("pipeline", f"{summary.frontend} -> {summary.model} on {summary.dataset.config}"),
+        ("test cc_norm mean", f"{_fmt(summary.test_mean_cc_norm)} {valid}"),
+        ("test cc_norm median", f"{_fmt(summary.test_median_cc_norm)} {valid}"),
     ]
-    if summary.get("monitor", "val_cc_norm") != "val_cc_norm":
-        rows.append(("early stopping on", summary["monitor"]))
-    rows += [("warning", text) for text in summary.get("warnings", [])]
-    if "truth_test_mean_cc_norm" in summary:
-        rows.append(("ground-truth ceiling", _fmt(summary["truth_test_mean_cc_norm"])))
+    if summary.monitor != "val_cc_norm":
+        rows.append(("early stopping on", summary.monitor))
+    rows += [("warning", text) for text in summary.warnings]
+    if summary.truth_test_mean_cc_norm is not None:
+        rows.append(("ground-truth ceiling", _fmt(summary.truth_test_mean_cc_norm)))
     rows += [
-        ("n params", f"{summary['n_params']:,}"),
-        ("best epoch", f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['stop_reason']})"),
-        ("wall time", f"{summary['wall_time_s']:.1f} s on {summary['device']}"
-         + (f" ({summary['wall_time_total_s']:.1f} s with the sessions before the resume)"
-            if "wall_time_total_s" in summary else "")),
+        ("n params", f"{summary.n_params:,}"),
+        ("best epoch", f"{summary.best_epoch} of {summary.epochs_run} ({summary.stop_reason})"),
+        ("wall time", f"{summary.wall_time_s:.1f} s on {summary.device}"
+         + (f" ({summary.wall_time_total_s:.1f} s with the sessions before the resume)"
+            if summary.wall_time_total_s is not None else "")),
     ]
     for key, value in rows:
         table.add_row(key, value)
@@ -149,25 +150,25 @@ def frame_progress(label: str, console: Console | None = None) -> Iterator[Calla
         yield update
 
 
-def cv_table(summary: dict) -> Table:
+def cv_table(summary: RunSummary) -> Table:
     """The end-of-run table of a cross-validation: the pooled out-of-fold score (what comparisons use), the
     mean +- SD of the fold scores, and each fold's score and best epoch."""
     def fmt(x: float | None) -> str:
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
-    table = Table(title=f"strf-run cross-validation ({summary['cv']['folds']} folds)", show_header=False,
+    table = Table(title=f"strf-run cross-validation ({summary.cv.folds} folds)", show_header=False,
                   title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("pipeline", f"{summary['frontend']} -> {summary['model']} on {summary['dataset']['config']}")
-    table.add_row("pooled out-of-fold cc_norm", f"{fmt(summary['test_mean_cc_norm'])} "
-                  f"({summary['test_n_valid']} / {summary['test_n_neurons']} neurons valid; what comparisons use)")
-    table.add_row("fold mean cc_norm", f"{fmt(summary['fold_mean_cc_norm'])} +- {fmt(summary['fold_sd_cc_norm'])} (SD)")
-    for fold in summary["folds"]:
-        table.add_row(f"  {fold['path']}", f"{fmt(fold['test_mean_cc_norm'])} (best epoch {fold['best_epoch']})")
-    if "truth_test_mean_cc_norm" in summary:
-        table.add_row("ground-truth ceiling", fmt(summary["truth_test_mean_cc_norm"]))
-    for text in summary.get("warnings", []):
+    table.add_row("pipeline", f"{summary.frontend} -> {summary.model} on {summary.dataset.config}")
+    table.add_row("pooled out-of-fold cc_norm", f"{fmt(summary.test_mean_cc_norm)} "
+                  f"({summary.test_n_valid} / {summary.test_n_neurons} neurons valid; what comparisons use)")
+    table.add_row("fold mean cc_norm", f"{fmt(summary.fold_mean_cc_norm)} +- {fmt(summary.fold_sd_cc_norm)} (SD)")
+    for fold in summary.folds:
+        table.add_row(f"  {fold.path}", f"{fmt(fold.test_mean_cc_norm)} (best epoch {fold.best_epoch})")
+    if summary.truth_test_mean_cc_norm is not None:
+        table.add_row("ground-truth ceiling", fmt(summary.truth_test_mean_cc_norm))
+    for text in summary.warnings:
         table.add_row("warning", text)
-    table.add_row("wall time", f"{summary['wall_time_s']:.1f} s (all folds)")
+    table.add_row("wall time", f"{summary.wall_time_s:.1f} s (all folds)")
     return table

@@ -36,6 +36,7 @@ from strf_runner.models.encoding import EncodingModel, build_model, model_info
 from strf_runner.preflight import few_valid_warning, preflight
 from strf_runner.results.load import load_run
 from strf_runner.results.rundir import DATA, FAILED_STATE, HISTORY, LAST_STATE, NEURONS, SUMMARY, TRACKING, RunDir
+from strf_runner.results.summary import DatasetRecord, RunSummary
 from strf_runner.results.tables import neuron_table, score_summary
 from strf_runner.training.checkpoint import save_checkpoint
 from strf_runner.training.device import resolve_device
@@ -48,7 +49,7 @@ from strf_runner.training.seeding import (configure_torch, data_generator, deter
 @dataclass
 class RunResult:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     neurons: pd.DataFrame
     fit: FitResult
 
@@ -75,8 +76,8 @@ def warm_start(model: EncodingModel, info: dict[str, Any], source: str) -> dict[
     model.load_state_dict(loaded.model.state_dict())
     return {
         "path": str(loaded.path.resolve()),
-        "config_hash": loaded.summary.get("config_hash"),
-        "test_mean_cc_norm": loaded.summary.get("test_mean_cc_norm"),
+        "config_hash": loaded.summary.config_hash,
+        "test_mean_cc_norm": loaded.summary.test_mean_cc_norm,
     }
 
 
@@ -241,45 +242,43 @@ def run_experiment(
         run.write_test_predictions(test.predictions[:, :, 0].float().cpu().numpy(), sets["test"].indices,
                                    content.neuron_ids)
         run.write_csv(HISTORY, pd.DataFrame(history_rows(fit.history)))
-        summary = {
+        summary = RunSummary(
             **scores,
-            "test_loss": test.loss,
-            "n_params": model.n_params(),
-            "lr": learning_rates(cfg)[1],
-            "frontend_lr": learning_rates(cfg)[0],
-            "monitor": fitter.monitor,
-            "best_epoch": fit.best_epoch,
-            f"best_{fitter.monitor}": fit.best_score,
-            "epochs_run": fit.epochs_run,
-            "stop_reason": fit.stop_reason,
-            "wall_time_s": time.perf_counter() - start,
-            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-            "seed": cfg.seed,
-            "data_seed": cfg.data_seed,
-            "config_hash": resolved.hash,
-            "frontend": cfg.frontend.name,
-            "model": cfg.model.name,
-            "view": view,
-            "dataset": {
-                "config": cfg.dataset.name,
-                "name": content.name,
+            test_loss=test.loss,
+            n_params=model.n_params(),
+            lr=learning_rates(cfg)[1],
+            frontend_lr=learning_rates(cfg)[0],
+            monitor=fitter.monitor,
+            best_epoch=fit.best_epoch,
+            best_score=fit.best_score,
+            epochs_run=fit.epochs_run,
+            stop_reason=fit.stop_reason,
+            wall_time_s=time.perf_counter() - start,
+            device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+            seed=cfg.seed,
+            data_seed=cfg.data_seed,
+            config_hash=resolved.hash,
+            frontend=cfg.frontend.name,
+            model=cfg.model.name,
+            view=view,
+            dataset=DatasetRecord(
+                config=cfg.dataset.name,
+                name=content.name,
                 **data.record(),
-                "native_source": content.attrs.get("native_source"),
-                **({"provenance": json.loads(content.attrs["provenance"])} if "provenance" in content.attrs else {}),
-                "neurons": cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
-                "splits": {k: v.indices for k, v in sets.items()},
-            },
-            "warnings": checks.warnings,
-            "versions": versions(),
-            "determinism": cpu_settings,
-        }
-        if resumed is not None:
-            summary["resumed_from_epoch"], summary["wall_time_earlier_s"] = resumed  # sessions before this one
-            summary["wall_time_total_s"] = summary["wall_time_earlier_s"] + summary["wall_time_s"]
-        if warm is not None:
-            summary["init_from"] = warm
-        if ceiling is not None:
-            summary["truth_test_mean_cc_norm"] = float(np.nanmean(ceiling.cc_norm.numpy()))
+                native_source=content.attrs.get("native_source"),
+                provenance=json.loads(content.attrs["provenance"]) if "provenance" in content.attrs else None,
+                neurons=cfg.dataset.neurons if isinstance(cfg.dataset.neurons, str) else list(cfg.dataset.neurons),
+                splits={k: v.indices for k, v in sets.items()},
+            ),
+            warnings=checks.warnings,
+            versions=versions(),
+            determinism=cpu_settings,
+            init_from=warm,
+            truth_test_mean_cc_norm=None if ceiling is None else float(np.nanmean(ceiling.cc_norm.numpy())),
+        )
+        if resumed is not None:  # the sessions before this one
+            summary.resumed_from_epoch, summary.wall_time_earlier_s = resumed
+            summary.wall_time_total_s = summary.wall_time_earlier_s + summary.wall_time_s
         run.write_summary(summary)
         files = {name: run / name for name in (NEURONS, HISTORY, SUMMARY)}
         try:

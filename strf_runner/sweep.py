@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import traceback
@@ -37,40 +38,40 @@ from strf_runner.results.collect import (
     finished_with_hash,
     interrupted_with_hash,
     is_run_dir,
-    read_run,
 )
 from strf_runner.results.cv import assemble_all
 from strf_runner.results.report import write_report
 from strf_runner.results.rundir import CONFIG, LAST_STATE, RESULT_FILES, TRACKING, RunDir
+from strf_runner.results.summary import RunSummary
 from strf_runner.tracking.base import Group, group_name
 from strf_runner.tracking.replay import log_sweep, sweep_scalars
 
 
 def reuse_finished(wanted: str, data: DataIdentity, job_dir: str | Path, roots: list[str | Path]
-                   ) -> dict[str, Any] | None:
+                   ) -> RunSummary | None:
     """If a finished run under ``roots`` has the config hash ``wanted`` (``ResolvedConfig.hash``) and
     trained on ``data``, copy it into ``job_dir`` and return its summary (with ``reused_from`` added);
     else None. A run with that hash but other data is never reused (a warning names the first one);
     ResultsError if ``job_dir`` itself holds one, as a finished run is never overwritten."""
     job_dir = Path(job_dir).resolve()
     if RunDir(job_dir).finished:  # the same sweep dir run again: this job is done already
-        summary = read_run(job_dir).summary
-        if not data.matches(summary.get("dataset")):
+        summary = RunDir(job_dir).summary()
+        if not data.matches(summary.data_identity):
             raise ResultsError(
-                f"{job_dir} holds a finished run of this config {_trained_on(summary.get('dataset'), data)}: run "
-                "the sweep into a new hydra.sweep.dir to train on the current data"
+                f"{job_dir} holds a finished run of this config {_trained_on(summary.data_identity, data)}: "
+                "run the sweep into a new hydra.sweep.dir to train on the current data"
             )
-        return dict(summary, reused_from=str(job_dir))
+        return dataclasses.replace(summary, reused_from=str(job_dir))
     other = None
     for root in roots:
         for found, summary in finished_with_hash(root, wanted):
             if found.resolve() == job_dir:
                 continue
-            if data.matches(summary.get("dataset")):
-                summary = dict(summary, reused_from=str(found.resolve()))
+            if data.matches(summary.data_identity):
+                summary = dataclasses.replace(summary, reused_from=str(found.resolve()))
                 _copy_into(job_dir, found, RESULT_FILES, summary=summary)
                 return summary
-            other = other or (found, summary.get("dataset"))
+            other = other or (found, summary.data_identity)
     if other is not None:
         warnings.warn(f"not reusing {other[0]}: it has this config but {_trained_on(other[1], data)}; training "
                       "again", StrfRunnerWarning, stacklevel=2)
@@ -109,7 +110,7 @@ def _trained_on(recorded: dict[str, Any] | None, data: DataIdentity) -> str:
             else f"records no data digest (from an older strf-runner), so it may not be {data.path}")
 
 
-def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...], summary: dict[str, Any] | None = None) -> None:
+def _copy_into(job_dir: Path, source: Path, names: tuple[str, ...], summary: RunSummary | None = None) -> None:
     """Own ``job_dir`` while copying the files ``names`` that ``source`` has into it, each atomically,
     and then writing ``summary`` (if given) last."""
     with RunDir(job_dir).owned() as run:

@@ -99,7 +99,7 @@ def test_a_readout_budget_replaces_the_trainers_epochs_and_trains_its_own_parame
     cfg.frontend = compose_run(["frontend=native_pcen"]).frontend
     cfg.model.lr, cfg.model.max_epochs, cfg.model.patience = 0.02, 2, 2
     run = run_experiment(cfg, tmp_path / "run")
-    assert run.summary["epochs_run"] == 2 and run.summary["lr"] == 0.02 and run.summary["frontend_lr"] == 1e-3
+    assert run.summary.epochs_run == 2 and run.summary.lr == 0.02 and run.summary.frontend_lr == 1e-3
     spec = json.loads((tmp_path / "run" / "model.json").read_text())["spec"]["readout"]
     assert not {"lr", "max_epochs", "patience"} & set(spec)
     cfg.model.lr = -1.0

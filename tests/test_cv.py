@@ -224,7 +224,7 @@ def test_an_interrupted_cv_resumes_only_its_unfinished_fold(tmp_path, data_file)
     assert result.ran == [1, 2]
     assert (tmp_path / "cv" / "fold0" / "summary.json").read_text() == fold0, "a finished fold is left alone"
     assert json.loads((tmp_path / "cv" / "fold1" / "summary.json").read_text())["resumed_from_epoch"] == 1
-    assert result.summary["cv"]["folds"] == 3
+    assert result.summary.cv.folds == 3
 
 
 # ------------------------------------------------------------------------------------------------

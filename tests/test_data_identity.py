@@ -68,8 +68,8 @@ def test_a_run_records_its_data_where_it_starts_and_where_it_ends(tmp_path):
     result = run_experiment(hdf5_config(tmp_path / "d.h5"), tmp_path / "run")
     data = data_identity(tmp_path / "d.h5")
     assert json.loads((result.run_dir / "data.json").read_text()) == data.record()
-    assert result.summary["dataset"]["content_sha256"] == data.content_sha256
-    assert result.summary["dataset"]["sha256"] == data.file_sha256
+    assert result.summary.dataset.content_sha256 == data.content_sha256
+    assert result.summary.dataset.sha256 == data.file_sha256
     for name in ("model.json", "summary.json"):  # the layout version a reader checks
         assert json.loads((result.run_dir / name).read_text())["format_version"] == 1
 
@@ -102,7 +102,7 @@ def test_a_sweep_rerun_after_the_data_changed_trains_again(tmp_path):
     assert json.loads(next((sweeps / "a").glob("0_*/summary.json")).read_text()) == old  # never overwritten
 
     summary = reuse_finished(new["config_hash"], data_identity(path), tmp_path / "c" / "0_job", [sweeps])
-    assert summary is not None and Path(summary["reused_from"]).parent.name == "b"  # the run on today's data
+    assert summary is not None and Path(summary.reused_from).parent.name == "b"  # the run on today's data
 
 
 def test_a_sweep_does_not_resume_an_interrupted_run_on_other_data(tmp_path):

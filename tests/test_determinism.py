@@ -120,7 +120,7 @@ def test_a_deterministic_run_records_its_cpu_settings(tmp_path):
     assert recorded["threads"] == torch.get_num_threads()
     assert recorded["openmp_dynamic"] in (False, None) and recorded["denormals_flushed"] is False
     assert recorded["env"] == {k: os.environ[k] for k in CPU_ENV if k in os.environ}
-    assert not any("dynamic thread adjustment" in w for w in result.summary["warnings"])
+    assert not any("dynamic thread adjustment" in w for w in result.summary.warnings)
 
 
 def start_load(n: int) -> list[subprocess.Popen]:

@@ -78,6 +78,6 @@ def test_default_synth_run_is_reproducible_and_below_the_ceiling(tmp_path):
     a = run_experiment(config(), tmp_path / "a")
     b = run_experiment(config(), tmp_path / "b")
     pd.testing.assert_frame_equal(a.neurons, b.neurons)
-    mean = a.summary["test_mean_cc_norm"]
-    assert a.summary["test_n_valid"] == 119
-    assert 0.4 < mean < a.summary["truth_test_mean_cc_norm"] - 0.2
+    mean = a.summary.test_mean_cc_norm
+    assert a.summary.test_n_valid == 119
+    assert 0.4 < mean < a.summary.truth_test_mean_cc_norm - 0.2

@@ -124,7 +124,7 @@ class Memo(Tracker):
         EVENTS.append(("epoch", epoch, values["val_cc_norm"]))
 
     def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
-        EVENTS.append(("finish", summary["test_mean_cc_norm"], sorted(files)))
+        EVENTS.append(("finish", summary.test_mean_cc_norm, sorted(files)))
 
     def fail(self, status: str, error: str) -> None:
         EVENTS.append(("fail", status, error))

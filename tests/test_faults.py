@@ -115,7 +115,7 @@ def test_one_repeat_gives_nan_cc_norm_and_early_stopping_on_val_cc(tmp_path):
     assert len(s["warnings"]) >= 2
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert s["best_val_cc"] == pytest.approx(history["val_cc"].max(), rel=1e-5)
-    assert result.summary["monitor"] == "val_cc"
+    assert result.summary.monitor == "val_cc"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,10 +141,12 @@ def test_summary_table_shows_valid_counts_beside_the_means():
 
     from strf_runner.display import summary_table
 
-    summary = {"frontend": "native", "model": "linear", "dataset": {"config": "mine"}, "test_mean_cc_norm": 0.835,
-               "test_median_cc_norm": 0.8, "test_n_valid": 3, "test_n_neurons": 16, "n_params": 10, "best_epoch": 2,
-               "epochs_run": 3, "stop_reason": "max_epochs", "wall_time_s": 1.0, "device": "cpu",
-               "warnings": ["only 3 of 16 neurons have a defined test cc_norm"]}
+    from strf_runner.results.summary import DatasetRecord, RunSummary
+
+    summary = RunSummary(frontend="native", model="linear", dataset=DatasetRecord(config="mine"), test_mean_cc_norm=0.835,
+                         test_median_cc_norm=0.8, test_n_valid=3, test_n_neurons=16, n_params=10, best_epoch=2,
+                         epochs_run=3, stop_reason="max_epochs", wall_time_s=1.0, device="cpu",
+                         warnings=["only 3 of 16 neurons have a defined test cc_norm"])
     console = Console(width=200, record=True)
     console.print(summary_table(summary))
     out = console.export_text()

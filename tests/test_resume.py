@@ -31,7 +31,7 @@ def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
     pd.testing.assert_frame_equal(resumed.neurons, whole.neurons)
     history = [pd.read_csv(tmp_path / d / "history.csv").drop(columns=["seconds", "val_seconds"]) for d in ("whole", "cut")]
     pd.testing.assert_frame_equal(*history)
-    assert resumed.summary["best_epoch"] == whole.summary["best_epoch"]
+    assert resumed.summary.best_epoch == whole.summary.best_epoch
 
 
 def test_resume_refuses_a_different_config_or_a_missing_state(tmp_path):

@@ -62,7 +62,7 @@ def analyze_run(
     ids = run.neuron_ids
     labels = [short_id(i) for i in ids]  # figure titles; tables keep the full ids
     rows = [content.neuron_ids.index(i) for i in ids]
-    k = run.summary["dataset"]["splits"]["test"][0] if stimulus is None else int(stimulus)
+    k = run.summary.dataset.splits["test"][0] if stimulus is None else int(stimulus)
     if not 0 <= k < len(content.stimuli):
         raise ResultsError(f"stimulus {k} is not in the dataset (it has {len(content.stimuli)} stimuli)")
     stim = content.stimuli[k]

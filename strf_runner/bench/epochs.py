@@ -110,7 +110,7 @@ def time_epochs(row: str, epochs: int = 3, device: str = "cpu", seed: int = 0) -
     timed = result.fit.history[1:]
     return EpochTiming(
         name=row,
-        n_params=result.summary["n_params"],
+        n_params=result.summary.n_params,
         epoch_s=statistics.median(r.seconds for r in timed),
         validation_s=statistics.median(r.val_seconds for r in timed),
     )

@@ -97,7 +97,7 @@ def cochleagram_chunks(chunks: Iterator[np.ndarray], audio_fs: float, dt_ms: flo
 def check_native_recipe(run: LoadedRun) -> None:
     """AudioError unless the run's spectrogram view is the native cochleagram recipe, at a known rate."""
     info = run.info
-    source = run.summary.get("dataset", {}).get("native_source")
+    source = run.summary.dataset.native_source
     freqs = info.get("spectrogram_freqs_hz")
     why = None
     if source not in NATIVE_SOURCES:
@@ -117,7 +117,7 @@ def channel_frequencies(run: LoadedRun) -> tuple[np.ndarray | None, str]:
     """(F,) frequencies of the front-end's output channels and a label for them."""
     fe = run.model.frontend
     bands = run.info.get("spectrogram_freqs_hz")
-    name = run.summary.get("frontend", type(fe).__name__)
+    name = run.summary.frontend or type(fe).__name__
     freqs = fe.channel_hz(None if bands is None else np.asarray(bands, dtype=float))
     if freqs is None:  # a front-end that does not say what its channels are
         return None, f"{name} channel"
@@ -166,7 +166,7 @@ def predict_sound(
         "input_channels": sound.channels,
         "input_duration_s": sound.duration_s,
         "audio_fs": audio_fs,
-        "model_input": "waveform" if view == "waveform" else _cochleagram_note(run.summary["dataset"].get("native_source")),
+        "model_input": "waveform" if view == "waveform" else _cochleagram_note(run.summary.dataset.native_source),
     }
     return Prediction(sound_name(sound.path), str(sound.path), rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)
 
@@ -210,6 +210,6 @@ def predict_stimulus(
     chunks = (torch.from_numpy(np.ascontiguousarray(x[..., s : s + step]))[None, None] for s in range(0, x.shape[-1], step))
     spec, rates = stream_model(run, chunks, n_frames, progress)
     freqs, label = channel_frequencies(run)
-    split = next((key for key, idx in run.summary["dataset"]["splits"].items() if index in idx), "none")
+    split = next((key for key, idx in run.summary.dataset.splits.items() if index in idx), "none")
     meta = {"dataset": content.name, "stimulus": index, "stimulus_name": stim.name, "split": split}
     return Prediction(name, f"{content.name} stimulus {index} ({stim.name})", rates, run.neuron_ids, dt_ms, spec, freqs, label, meta)

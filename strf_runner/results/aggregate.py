@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strf_runner.data.selection import select_neuron_indices
 from strf_runner.errors import ResultsError, StrfRunnerWarning
 from strf_runner.identity import DEVICE_KEYS, SEED_KEYS, volatile
 from strf_runner.results.collect import RunRecord
-from strf_runner.data.selection import select_neuron_indices
 from strf_runner.results.ensemble import ArmStimuli, DatasetCache, Ensemble, arm_stimuli, ensemble_of
 from strf_runner.results.stats import (
     NEURONS_ONLY,
@@ -46,13 +46,13 @@ from strf_runner.results.stats import (
     summarise_scores,
     two_level_ci,
 )
+from strf_runner.results.summary import number
 
 NAME_KEYS = ("frontend.name", "model.name", "dataset.name")
 SHORT = {"frontend.name": "frontend", "model.name": "model", "dataset.name": "dataset"}
 NOT_ARM = SEED_KEYS | DEVICE_KEYS  # and every volatile key
 # not config keys: what the runs trained and were scored on, in an arm's label only where runs differ in it
 DATA_KEY, NEURONS_KEY = "data", "neurons"
-FOLD_SCORES = ("fold_mean_cc_norm", "fold_sd_cc_norm")  # a CV run's summary: its folds' own test scores
 FOLD_COLUMNS = ["arm", "seed", "fold", "test_stimuli", "test_mean_cc_norm", "best_epoch", "epochs_run", "path"]
 COMPARISON_COLUMNS = [
     "arm", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high", "ci_resamples", "neuron_ci_low", "neuron_ci_high",
@@ -227,32 +227,26 @@ def _neuron_set(r: RunRecord) -> str | None:
 
 def _run_row(r: RunRecord, arm: str | None) -> dict[str, Any]:
     s = r.summary
-    return {
-        "arm": arm,
-        "seed": r.seed,
-        "status": r.status,
-        "test_mean_cc_norm": s.get("test_mean_cc_norm", math.nan),
-        "test_median_cc_norm": s.get("test_median_cc_norm", math.nan),
-        "best_val": s.get(f"best_{s.get('monitor', r.config.get('trainer.monitor', 'val_cc_norm'))}", math.nan),
-        "n_params": s.get("n_params"),
-        "wall_time_s": s.get("wall_time_s", math.nan),
-        "reused_from": s.get("reused_from", ""),
-        "error": r.error,
-        "path": str(r.path),
-        **{key: s[key] for key in FOLD_SCORES if key in s},
-    }
+    row = {"arm": arm, "seed": r.seed, "status": r.status, "test_mean_cc_norm": math.nan,
+           "test_median_cc_norm": math.nan, "best_val": math.nan, "n_params": None, "wall_time_s": math.nan,
+           "reused_from": "", "error": r.error, "path": str(r.path)}
+    if s is not None:
+        row.update(test_mean_cc_norm=s.test_mean_cc_norm, test_median_cc_norm=s.test_median_cc_norm,
+                   best_val=number(s.best_score), n_params=s.n_params, wall_time_s=s.wall_time_s,
+                   reused_from=s.reused_from or "")
+        if s.is_cv:
+            row.update(fold_mean_cc_norm=s.fold_mean_cc_norm, fold_sd_cc_norm=s.fold_sd_cc_norm)
+    return row
 
 
 def _fold_rows(r: RunRecord, arm: str | None) -> list[dict[str, Any]]:
     """folds.csv's rows of a finished cross-validated run (none for any other run)."""
-    folds, cv = r.summary.get("folds"), r.summary.get("cv")
-    if r.status != "finished" or not isinstance(folds, list) or not isinstance(cv, dict):
+    if r.status != "finished" or not r.summary.is_cv or r.summary.folds is None:
         return []
-    tests = [" ".join(map(str, a["test"])) for a in cv.get("assignment", [])]
-    return [{"arm": arm, "seed": r.seed, "fold": f["fold"],
-             "test_stimuli": tests[f["fold"]] if f["fold"] < len(tests) else "",
-             "test_mean_cc_norm": f.get("test_mean_cc_norm", math.nan), "best_epoch": f.get("best_epoch"),
-             "epochs_run": f.get("epochs_run"), "path": str(r.path / f["path"])} for f in folds]
+    tests = [" ".join(map(str, a.get("test", []))) for a in r.summary.cv.assignment]
+    return [{"arm": arm, "seed": r.seed, "fold": f.fold, "test_stimuli": tests[f.fold] if f.fold < len(tests) else "",
+             "test_mean_cc_norm": number(f.test_mean_cc_norm), "best_epoch": f.best_epoch,
+             "epochs_run": f.epochs_run, "path": str(r.path / f.path)} for f in r.summary.folds]
 
 
 def _valid_scores(r: RunRecord, keep: set[str] | None) -> pd.Series:
@@ -271,11 +265,11 @@ def _mean_over_seeds(finished: list[RunRecord], keep: set[str] | None = None) ->
 
 def _selected_ids(runs: list[RunRecord], neurons: str, datasets: DatasetCache) -> set[str]:
     """The ids of the named neuron selection, from the metadata of the runs' dataset file."""
-    finished = [r for r in runs if r.status == "finished" and "dataset" in r.summary]
+    finished = [r for r in runs if r.status == "finished" and r.summary.dataset is not None]
     if not finished:
         raise ResultsError(f"--neurons {neurons}: no finished run says which dataset file it trained on")
-    d = finished[0].summary["dataset"]
-    content = datasets.get(d["path"], d["sha256"], finished[0].summary.get("view", "spectrogram"))
+    d = finished[0].summary.dataset
+    content = datasets.get(d.path, d.sha256, finished[0].summary.view or "spectrogram")
     chosen = select_neuron_indices(content.neuron_meta, content.neuron_ids, neurons, key="--neurons")
     return {content.neuron_ids[i] for i in chosen}
 
@@ -286,12 +280,12 @@ def _arm_row(
 ) -> dict[str, Any]:
     first = members[0].config
     if keep is None:
-        seed_means = np.array([r.summary.get("test_mean_cc_norm", math.nan) for r in finished], dtype=float)
+        seed_means = np.array([r.summary.test_mean_cc_norm for r in finished], dtype=float)
     else:
         seed_means = np.array([_valid_scores(r, keep).mean() for r in finished], dtype=float)
     seed_means = seed_means[np.isfinite(seed_means)]
     summary = summarise_scores(scores.to_numpy() if scores is not None else np.array([]))
-    params = sorted({r.summary.get("n_params") for r in finished if r.summary.get("n_params") is not None})
+    params = sorted({r.summary.n_params for r in finished if r.summary.n_params is not None})
     return {
         "arm": arm,
         **{SHORT.get(k, k): first.get(k) for k in NAME_KEYS},
@@ -307,9 +301,9 @@ def _arm_row(
         "seed_mean": float(seed_means.mean()) if seed_means.size else math.nan,
         "seed_sd": float(seed_means.std(ddof=1)) if seed_means.size > 1 else math.nan,
         "n_params": params[0] if len(params) == 1 else (params or None),
-        "wall_time_s": float(np.mean([r.summary.get("wall_time_s", math.nan) for r in finished])) if finished else math.nan,
-        **({FOLD_SCORES[0]: float(np.mean([r.summary.get(FOLD_SCORES[0], math.nan) for r in finished]))}
-           if keep is None and any(FOLD_SCORES[0] in r.summary for r in finished) else {}),
+        "wall_time_s": float(np.mean([r.summary.wall_time_s for r in finished])) if finished else math.nan,
+        **({"fold_mean_cc_norm": float(np.mean([number(r.summary.fold_mean_cc_norm) for r in finished]))}
+           if keep is None and any(r.summary.is_cv for r in finished) else {}),
     }
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
-import yaml
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from strf_runner.data.digest import recorded_digest
@@ -33,8 +32,9 @@ from strf_runner.results.rundir import (
     RunDir,
     one_line,
     read_json,
-    read_text,
 )
+from strf_runner.results.summary import RunSummary
+
 
 @dataclass
 class RunRecord:
@@ -43,7 +43,7 @@ class RunRecord:
     path: Path
     status: str  # finished | failed | unfinished | corrupt
     config: dict[str, Any]  # flattened resolved config ({} when config.yaml is unreadable)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary | None = None  # a finished run's
     error: str = ""
     _neurons: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -55,7 +55,7 @@ class RunRecord:
         """The data the run trained on, as a report labels it (``recorded_digest``): from its summary
         when finished, else from data.json; None where neither says."""
         if self.status == "finished":
-            return recorded_digest(self.summary.get("dataset"))
+            return recorded_digest(self.summary.data_identity)
         try:
             return recorded_digest(RunDir(self.path).data_record())
         except ResultsError:
@@ -95,7 +95,7 @@ def _read_neurons(path: Path) -> pd.DataFrame:
     raise ResultsError(f"{path} {problem}")
 
 
-def _check_neuron_set(table: pd.DataFrame, run: Path, summary: dict[str, Any]) -> None:
+def _check_neuron_set(table: pd.DataFrame, run: Path, summary: RunSummary) -> None:
     """ResultsError naming neurons.csv if its rows are not the run's neurons (a row lost or added)."""
     ids = set(table["id"])
     fitted = _fitted_ids(run / MODEL_INFO)
@@ -104,8 +104,8 @@ def _check_neuron_set(table: pd.DataFrame, run: Path, summary: dict[str, Any]) -
         parts = ([f"lacks {len(missing)} of the run's {len(fitted)} neurons (e.g. {missing[0]})"] if missing else []) + (
             [f"has {len(extra)} neurons the run did not fit (e.g. {extra[0]})"] if extra else [])
         raise ResultsError(f"{run / NEURONS} {' and '.join(parts)} ({MODEL_INFO} lists the run's neurons)")
-    expected = summary.get("test_n_neurons")
-    if fitted is None and isinstance(expected, int) and len(ids) != expected:
+    expected = summary.test_n_neurons
+    if fitted is None and expected is not None and len(ids) != expected:
         raise ResultsError(f"{run / NEURONS} has {len(ids)} neurons where {SUMMARY} says the run tested {expected}")
 
 
@@ -156,12 +156,12 @@ def read_run(path: str | Path) -> RunRecord:
     """Status, config and (if finished) summary of one run directory; ResultsError naming the file
     if its config.yaml, summary.json or failed.json cannot be read."""
     path = Path(path)
-    return _with_status(path, flatten(_read_config(path / CONFIG)))
+    return _with_status(path, flatten(RunDir(path).config()))
 
 
 def _with_status(path: Path, flat: dict[str, Any]) -> RunRecord:
     if (path / SUMMARY).is_file():
-        return RunRecord(path, "finished", flat, summary=read_json(path / SUMMARY))
+        return RunRecord(path, "finished", flat, summary=RunDir(path).summary())
     if (path / FAILED).is_file():
         return RunRecord(path, "failed", flat, error=str(read_json(path / FAILED).get("error", "")))
     for record in (SLURM, ENDED):  # a SLURM or local_parallel job that ended before its run did
@@ -177,7 +177,7 @@ def survey_run(path: str | Path) -> RunRecord:
     path = Path(path)
     flat: dict[str, Any] = {}
     try:
-        flat = flatten(_read_config(path / CONFIG))
+        flat = flatten(RunDir(path).config())
         record = _with_status(path, flat)
         if record.status == "finished":
             record.neurons()
@@ -209,16 +209,16 @@ def _visible(root: str | Path, name: str) -> Iterator[Path]:
             yield path
 
 
-def finished_with_hash(root: str | Path, wanted_hash: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+def finished_with_hash(root: str | Path, wanted_hash: str) -> Iterator[tuple[Path, RunSummary]]:
     """Each finished run below ``root`` whose summary records ``config_hash`` = wanted_hash, with that
     summary (unreadable summaries skipped)."""
-    for summary in _visible(root, SUMMARY):
+    for file in _visible(root, SUMMARY):
         try:
-            record = read_json(summary)
+            summary = RunDir(file.parent).summary()
         except ResultsError:
             continue
-        if record.get("config_hash") == wanted_hash:
-            yield summary.parent, record
+        if summary.config_hash == wanted_hash:
+            yield file.parent, summary
 
 
 def interrupted_with_hash(root: str | Path, wanted_hash: str, state: str = LAST_STATE) -> Iterator[Path]:
@@ -229,18 +229,7 @@ def interrupted_with_hash(root: str | Path, wanted_hash: str, state: str = LAST_
         if (run / SUMMARY).exists() or not (run / state).is_file():
             continue
         try:
-            if config_hash(_read_config(config)) == wanted_hash:
+            if config_hash(RunDir(run).config()) == wanted_hash:
                 yield run
         except ResultsError:
             continue
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """A run's config.yaml as a nested dict; ResultsError naming the file if it is not one."""
-    try:
-        config = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
-    if not isinstance(config, dict) or not config:
-        raise ResultsError(f"{path} is not a mapping of config keys")
-    return config

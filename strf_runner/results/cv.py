@@ -23,7 +23,7 @@ k correlations over k small test sets. They differ (the pooled one is not the me
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -41,6 +41,7 @@ from strf_runner.identity import config_hash, differing_keys, volatile
 from strf_runner.results.collect import RunRecord, read_run
 from strf_runner.results.ensemble import DatasetCache, read_predictions, responses_for
 from strf_runner.results.rundir import CONFIG, DATA, NEURONS, SUMMARY, RunDir
+from strf_runner.results.summary import CVRecord, FoldRecord, RunSummary, number
 from strf_runner.results.tables import neuron_table, score_summary
 
 FOLD = "fold"  # fold f of a CV dir is <cv dir>/fold<f>
@@ -51,23 +52,17 @@ def fold_dir(cv_dir: str | Path, fold: int) -> Path:
     return Path(cv_dir) / f"{FOLD}{fold}"
 
 
-def cv_folds(summary: dict[str, Any]) -> int | None:
-    """The number of folds of an assembled CV dir's summary.json; None for a run's."""
-    cv = summary.get("cv")
-    return int(cv["folds"]) if isinstance(cv, dict) and "folds" in cv else None
-
-
 def chosen_fold(path: str | Path, fold: int | None) -> Path:
     """The run dir a command given ``path`` and ``--fold fold`` works on: ``path`` itself for a run, fold
     ``fold`` of an assembled CV dir; ResultsError in one line where ``--fold`` is missing, out of range or
     given for a run."""
     path = Path(path)
-    summary_file = path / SUMMARY
     folds = None
-    if summary_file.is_file():
+    if (path / SUMMARY).is_file():
         try:
-            folds = cv_folds(json.loads(summary_file.read_text()))
-        except (OSError, ValueError):
+            summary = RunDir(path).summary()
+            folds = summary.cv.folds if summary.cv is not None else None
+        except ResultsError:
             folds = None  # the command's own reading of the run names what is wrong
     if folds is None:
         if fold is not None:
@@ -97,7 +92,7 @@ def complete(cv_dir: str | Path, folds: int) -> bool:
     return all(RunDir(fold_dir(cv_dir, f)).finished for f in range(folds))
 
 
-def assemble_if_complete(cv_dir: str | Path) -> dict[str, Any] | None:
+def assemble_if_complete(cv_dir: str | Path) -> RunSummary | None:
     """Assemble the CV in ``cv_dir`` if all its folds have finished and nobody has yet; returns its
     summary, or None where a fold is not finished, it is assembled already or another process is assembling
     it (the CV dir's run.lock decides). ResultsError where the folds cannot be joined."""
@@ -146,8 +141,7 @@ def assemble_cv(run: RunDir, records: dict[str, str] | None = None) -> dict[str,
         if differ:
             raise ResultsError(f"{record.path} is not a fold of the same cross-validation as "
                                f"{records_f[0].path}: their configs differ in {differ[:4]}")
-    data = [r.summary.get("dataset") or {} for r in records_f]
-    digests = [d.get("content_sha256") or d.get("sha256") for d in data]
+    digests = [r.summary.dataset.content_sha256 or r.summary.dataset.sha256 for r in records_f]
     if len(set(digests)) != 1 or digests[0] is None:
         other = next((r.path for r, d in zip(records_f, digests) if d != digests[0] or d is None), records_f[0].path)
         raise ResultsError(f"{other} trained on other data than {records_f[0].path} (content digests differ): "
@@ -223,51 +217,37 @@ def score_table(content: DatasetContent, pred: np.ndarray, ids: list[str]) -> pd
 
 
 def cv_summary(folds: list[RunRecord], table: pd.DataFrame, config: dict[str, Any], content: DatasetContent
-               ) -> dict[str, Any]:
-    """The CV dir's summary.json (before ``format_version``): see the module docstring."""
+               ) -> RunSummary:
+    """The CV dir's summary.json: see the module docstring."""
     first = folds[0].summary
-    monitor = first.get("monitor", "val_cc_norm")
-    fold_scores = np.array([_number(r.summary.get("test_mean_cc_norm")) for r in folds])
-    best = [_number(r.summary.get(f"best_{monitor}")) for r in folds]
-    dataset = dict(first.get("dataset") or {})
-    dataset["splits"] = {"test": list(range(len(content.stimuli)))}
-    summary = {
+    fold_scores = np.array([number(r.summary.test_mean_cc_norm) for r in folds])
+    best = np.array([number(r.summary.best_score) for r in folds])
+    return RunSummary(
         **score_summary(table, prefix="test_"),
-        "fold_mean_cc_norm": float(np.nanmean(fold_scores)) if np.isfinite(fold_scores).any() else math.nan,
-        "fold_sd_cc_norm": float(np.nanstd(fold_scores, ddof=1)) if np.isfinite(fold_scores).sum() > 1 else math.nan,
-        "compared_by": "test_mean_cc_norm: the pooled out-of-fold score (all stimuli, every fold's test predictions "
-                       "joined); fold_mean_cc_norm is the mean of the folds' own test scores",
-        "folds": [
-            {"fold": f, "path": r.path.name, "config_hash": r.summary.get("config_hash"),
-             "best_epoch": r.summary.get("best_epoch"), "epochs_run": r.summary.get("epochs_run"),
-             "test_mean_cc_norm": r.summary.get("test_mean_cc_norm"), f"best_{monitor}": r.summary.get(f"best_{monitor}")}
-            for f, r in enumerate(folds)
-        ],
-        "cv": {"folds": len(folds), "val": len(first["dataset"]["splits"]["val"]),
-               "assignment": [r.summary["dataset"]["splits"] for r in folds]},
-        "n_params": first.get("n_params"),
-        "lr": first.get("lr"),
-        "frontend_lr": first.get("frontend_lr"),
-        "monitor": monitor,
-        f"best_{monitor}": float(np.nanmean(best)) if np.isfinite(best).any() else math.nan,
-        "wall_time_s": float(sum(_number(r.summary.get("wall_time_total_s", r.summary.get("wall_time_s")))
-                                 for r in folds)),
-        "device": first.get("device"),
-        "seed": first.get("seed"),
-        "data_seed": first.get("data_seed"),
-        "config_hash": config_hash(config),
-        "frontend": first.get("frontend"),
-        "model": first.get("model"),
-        "view": first.get("view"),
-        "dataset": dataset,
-        "warnings": [f"fold {f}: {w}" for f, r in enumerate(folds) for w in r.summary.get("warnings", [])],
-        "versions": first.get("versions"),
-    }
-    if "truth_cc_norm" in table:
-        summary["truth_test_mean_cc_norm"] = float(np.nanmean(table["truth_cc_norm"]))
-    return summary
-
-
-def _number(value: Any) -> float:
-    """A summary's number; NaN where it recorded none (null)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        fold_mean_cc_norm=float(np.nanmean(fold_scores)) if np.isfinite(fold_scores).any() else math.nan,
+        fold_sd_cc_norm=float(np.nanstd(fold_scores, ddof=1)) if np.isfinite(fold_scores).sum() > 1 else math.nan,
+        compared_by="test_mean_cc_norm: the pooled out-of-fold score (all stimuli, every fold's test predictions "
+                    "joined); fold_mean_cc_norm is the mean of the folds' own test scores",
+        folds=[FoldRecord(fold=f, path=r.path.name, config_hash=r.summary.config_hash, best_epoch=r.summary.best_epoch,
+                          epochs_run=r.summary.epochs_run, test_mean_cc_norm=r.summary.test_mean_cc_norm,
+                          best_score=r.summary.best_score) for f, r in enumerate(folds)],
+        cv=CVRecord(folds=len(folds), val=len(first.dataset.splits["val"]),
+                    assignment=[r.summary.dataset.splits for r in folds]),
+        n_params=first.n_params,
+        lr=first.lr,
+        frontend_lr=first.frontend_lr,
+        monitor=first.monitor,
+        best_score=float(np.nanmean(best)) if np.isfinite(best).any() else math.nan,
+        wall_time_s=float(sum(r.summary.total_wall_time_s for r in folds)),
+        device=first.device,
+        seed=first.seed,
+        data_seed=first.data_seed,
+        config_hash=config_hash(config),
+        frontend=first.frontend,
+        model=first.model,
+        view=first.view,
+        dataset=dataclasses.replace(first.dataset, splits={"test": list(range(len(content.stimuli)))}),
+        warnings=[f"fold {f}: {w}" for f, r in enumerate(folds) for w in r.summary.warnings],
+        versions=first.versions,
+        truth_test_mean_cc_norm=float(np.nanmean(table["truth_cc_norm"])) if "truth_cc_norm" in table else None,
+    )

@@ -89,11 +89,12 @@ def read_predictions(run: RunRecord) -> RunPredictions:
     path = run.path / TEST_PREDICTIONS
     if not path.is_file():
         raise ResultsError(f"{path} is not there")
-    try:
-        source = (run.summary["dataset"]["path"], run.summary["dataset"]["sha256"], run.summary["view"])
-    except (KeyError, TypeError) as err:
+    dataset, view = run.summary.dataset, run.summary.view
+    if dataset is None or dataset.path is None or dataset.sha256 is None or view is None:
+        missing = "dataset" if dataset is None else "view" if view is None else "dataset.path or dataset.sha256"
         raise ResultsError(f"{run.path / 'summary.json'} does not say which dataset file the run trained on "
-                           f"(no {err})") from err
+                           f"(no {missing!r})")
+    source = (run.summary.dataset.path, run.summary.dataset.sha256, run.summary.view)
     try:
         with np.load(path) as saved:
             return RunPredictions(saved["predictions"], saved["stimuli"], [str(i) for i in saved["neuron_ids"]],

@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from strf_runner.data.schema import VIEWS, DatasetContent, file_sha256, read_dataset
 from strf_runner.errors import ResultsError, StrfRunnerError
 from strf_runner.models.encoding import EncodingModel, build_encoding_model
-from strf_runner.results.rundir import CHECKPOINT, CONFIG, MODEL_INFO, RUN_FORMAT_VERSION, SUMMARY
+from strf_runner.results.rundir import CHECKPOINT, MODEL_INFO, SUMMARY, RunDir, read_versioned_json
+from strf_runner.results.summary import RunSummary
 from strf_runner.training.checkpoint import load_checkpoint
 
 _RESTORE = "restore the file from the run that wrote it, or re-run"
@@ -37,7 +38,7 @@ class LoadedRun:
     model: EncodingModel
     config: DictConfig
     neuron_ids: list[str]
-    summary: dict[str, Any]
+    summary: RunSummary
     info: dict[str, Any]
 
 
@@ -46,18 +47,25 @@ def load_run(path: str | Path) -> LoadedRun:
     path = Path(path)
     if not (path / SUMMARY).is_file():
         raise ResultsError(f"{path} is not a finished run ({SUMMARY} missing): nothing to load")
-    summary = read_run_json(path / SUMMARY)
-    folds = (summary.get("cv") or {}).get("folds") if isinstance(summary.get("cv"), dict) else None
-    if folds is not None:
+    run = RunDir(path)
+    summary = run.summary()
+    if summary.cv is not None:
+        folds = summary.cv.folds
         raise ResultsError(f"{path} is a cross-validation of {folds} folds, not one model: give one of its folds "
-                           f"({path / 'fold0'} .. fold{int(folds) - 1})")
-    info = read_run_json(path / MODEL_INFO)
+                           f"({path / 'fold0'} .. fold{folds - 1})")
+    recorded = {"dataset": summary.dataset, "view": summary.view}
+    if summary.dataset is not None:
+        recorded.update({"dataset.path": summary.dataset.path, "dataset.sha256": summary.dataset.sha256,
+                         "dataset.splits": summary.dataset.splits or None})
+    for key, value in recorded.items():
+        if value is None:
+            raise ResultsError(f"{path / SUMMARY}: key '{key}' is missing: {_RESTORE}")
+    info = read_versioned_json(path / MODEL_INFO)
     check_model_info(info, path / MODEL_INFO)
-    check_summary(summary, info, path / SUMMARY)
-    try:
-        config = OmegaConf.load(path / CONFIG)
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read the run at {path}: {err}") from err
+    if summary.view != info["view"]:
+        raise ResultsError(f"{path / SUMMARY}: key 'view' is {summary.view!r} but {MODEL_INFO} says {info['view']!r}: "
+                           f"{_RESTORE}")
+    config = OmegaConf.create(run.config())
     try:
         model = build_encoding_model(info["spec"])
     except (KeyError, TypeError, StrfRunnerError) as err:
@@ -68,27 +76,6 @@ def load_run(path: str | Path) -> LoadedRun:
         raise ResultsError(f"{path / CHECKPOINT}: corrupt or not this run's weights ({err})") from err
     check_against_model(info, model, path / MODEL_INFO)
     return LoadedRun(path, model.eval(), config, list(info["neuron_ids"]), summary, info)
-
-
-def read_run_json(file: Path) -> dict[str, Any]:
-    """The JSON object in ``file`` (model.json or summary.json), of a ``format_version`` this code reads."""
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read {file}: {err}") from err
-    if not isinstance(data, dict):
-        raise ResultsError(f"{file} holds a JSON {type(data).__name__}, not an object: {_RESTORE}")
-    version = data.get("format_version", 1)
-    if not _is_int(version) or version < 1:
-        raise ResultsError(
-            f"{file}: key 'format_version' must be a whole number >= 1, got {_shown(version)}: {_RESTORE}"
-        )
-    if version > RUN_FORMAT_VERSION:
-        raise ResultsError(
-            f"{file}: format_version {version} was written by a newer strf-runner (this one reads up to "
-            f"{RUN_FORMAT_VERSION}): upgrade strf-runner to use this run"
-        )
-    return data
 
 
 def _is_int(x: Any) -> bool:
@@ -143,19 +130,6 @@ def check_model_info(info: dict[str, Any], file: Path) -> None:
         )
 
 
-def check_summary(summary: dict[str, Any], info: dict[str, Any], file: Path) -> None:
-    """summary.json's keys that readers use present, and its view the one model.json records."""
-    dataset = _field(summary, "dataset", file, lambda v: isinstance(v, dict), "an object (the run's dataset file)")
-    for key in ("path", "sha256"):
-        _field(dataset, key, file, lambda v: isinstance(v, str) and len(v) > 0, "a non-empty string", parent="dataset")
-    _field(dataset, "splits", file,
-           lambda v: isinstance(v, dict) and all(isinstance(i, list) and all(map(_is_int, i)) for i in v.values()),
-           "an object of lists of stimulus indices", parent="dataset")
-    view = _field(summary, "view", file, lambda v: v in VIEWS, f"one of {', '.join(VIEWS)}")
-    if view != info["view"]:
-        raise ResultsError(f"{file}: key 'view' is {view!r} but {MODEL_INFO} says {info['view']!r}: {_RESTORE}")
-
-
 def check_against_model(info: dict[str, Any], model: EncodingModel, file: Path) -> None:
     """model.json's view, neuron count, audio rate, hop and bands are those of the model it rebuilt."""
     spec = info["spec"]
@@ -181,11 +155,11 @@ def run_dataset(run: LoadedRun, views: tuple[str, ...] | None = None) -> Dataset
     """The dataset the run was fitted on (``views``: default all), checked against the SHA-256 its
     summary recorded; ResultsError if the file is gone or changed, or if model.json's bin width, audio
     rate or neuron ids are not the dataset's."""
-    meta = run.summary["dataset"]
-    path = Path(meta["path"])
+    meta = run.summary.dataset
+    path = Path(meta.path)
     if not path.is_file():
         raise ResultsError(f"the run's dataset file {path} is gone: re-create it (same config) or move it back")
-    if file_sha256(path) != meta["sha256"]:
+    if file_sha256(path) != meta.sha256:
         raise ResultsError(f"{path} changed since the run (SHA-256 differs from its summary): refusing to use it")
     content = read_dataset(path, views=views)
     info, file = run.info, run.path / MODEL_INFO

@@ -51,6 +51,7 @@ import yaml
 
 from strf_runner.atomic import atomic_path
 from strf_runner.errors import ResultsError
+from strf_runner.results.summary import RunSummary
 
 try:
     import fcntl
@@ -236,11 +237,19 @@ class RunDir:
     def write_json(self, name: str, obj: dict[str, Any]) -> Path:
         return self.write_text(name, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
 
-    def write_summary(self, summary: dict[str, Any]) -> Path:
+    def write_summary(self, summary: RunSummary) -> Path:
         """Write summary.json, the marker of a finished run; call it last. A finished run's summary
         is never rewritten (ResultsError): later work (analysis) keeps its own index."""
         self._refuse_finished()
-        return self.write_json(SUMMARY, {"format_version": RUN_FORMAT_VERSION, **summary})
+        return self.write_json(SUMMARY, {"format_version": RUN_FORMAT_VERSION, **summary.to_json()})
+
+    def summary(self) -> RunSummary:
+        """summary.json, typed; ResultsError naming the file (and key) if it is missing, unreadable,
+        malformed or of a newer ``format_version``."""
+        path = self.path / SUMMARY
+        if not path.is_file():
+            raise ResultsError(f"{self.path} is not a finished run ({SUMMARY} missing)")
+        return RunSummary.from_json(read_versioned_json(path), path)
 
     def start(self, config_yaml: str, model_info: dict[str, Any], data: dict[str, Any],
               records: dict[str, str] | None = None) -> None:
@@ -261,11 +270,25 @@ class RunDir:
         return read_json(path) if path.is_file() else None
 
     def saved_config(self) -> dict[str, Any] | None:
-        """The resolved config this folder's run wrote (config.yaml as a dict), None if it has none."""
+        """The resolved config this folder's run wrote (config.yaml as a nested dict), None if it has none;
+        ResultsError naming the file if it cannot be read or is not a mapping of config keys."""
         path = self.path / CONFIG
         if not path.is_file():
             return None
-        return yaml.safe_load(path.read_text()) or {}
+        try:
+            config = yaml.safe_load(read_text(path))
+        except yaml.YAMLError as err:
+            raise ResultsError(f"cannot read {path}: {one_line(err)}") from err
+        if not isinstance(config, dict) or not config:
+            raise ResultsError(f"{path} is not a mapping of config keys")
+        return config
+
+    def config(self) -> dict[str, Any]:
+        """``saved_config``, which must exist (ResultsError naming the folder otherwise)."""
+        config = self.saved_config()
+        if config is None:
+            raise ResultsError(f"{self.path} is not a run directory ({CONFIG} missing)")
+        return config
 
     def tracking_records(self) -> dict[str, Any]:
         """tracking.json: what each experiment tracker needs to find this run again, by logger kind ({} if none)."""
@@ -309,6 +332,20 @@ def read_text(path: Path) -> str:
     if not text.strip():
         raise ResultsError(f"{path} is empty")
     return text
+
+
+def read_versioned_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (model.json or summary.json), of a ``format_version`` this code reads;
+    ResultsError naming the file otherwise."""
+    data = read_json(path)
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ResultsError(f"{path}: key 'format_version' must be a whole number >= 1, got {json.dumps(version)}: "
+                           "restore the file from the run that wrote it, or re-run")
+    if version > RUN_FORMAT_VERSION:
+        raise ResultsError(f"{path}: format_version {version} was written by a newer strf-runner (this one reads up "
+                           f"to {RUN_FORMAT_VERSION}): upgrade strf-runner to use this run")
+    return data
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -5,3 +5,5 @@ config, one record per epoch from the fitter, the summary and files at the end) 
 slows the run: ``Trackers`` turns any exception of one tracker into a single warning line naming it,
 and drops it for the rest of the run.
 """
+
+

@@ -15,10 +15,11 @@ from typing import Any, Callable, Iterator, Sequence
 from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError, StrfRunnerWarning
 from strf_runner.registry import Registry
+from strf_runner.results.summary import RunSummary
 
 # per-epoch values a tracker records, by the name it records them under
 EPOCH_SCALARS = ("train_loss", "train_cc_norm", "val_loss", "val_cc", "val_cc_norm", "seconds")
-# end-of-run values from summary.json
+# end-of-run values from summary.json (attributes of RunSummary)
 FINAL_SCALARS = ("test_mean_cc_norm", "test_median_cc_norm", "test_n_valid", "n_params", "wall_time_s", "best_epoch")
 
 
@@ -73,7 +74,7 @@ class Tracker:
         """The epoch's EPOCH_SCALARS (NaN where not measured) plus best_epoch once there is one."""
         raise NotImplementedError
 
-    def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
+    def finish(self, summary: RunSummary, files: dict[str, Path]) -> None:
         """The run finished: its summary.json, and files to copy by name ("neurons.csv", "history.csv",
         "summary.json", "figures/<name>.png" ...)."""
         raise NotImplementedError
@@ -163,7 +164,7 @@ class Trackers:
     def epoch(self, epoch: int, values: dict[str, float]) -> None:
         self._each(f"logging epoch {epoch}", lambda t: t.epoch(epoch, values))
 
-    def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
+    def finish(self, summary: RunSummary, files: dict[str, Path]) -> None:
         self.ended = True
         self._each("finishing", lambda t: t.finish(summary, files))
 
@@ -208,11 +209,11 @@ def metric_name(text: str) -> str:
     return re.sub(r"[^\w\-. /:]", "_", text)
 
 
-def final_scalars(summary: dict[str, Any]) -> dict[str, float]:
+def final_scalars(summary: RunSummary) -> dict[str, float]:
     """FINAL_SCALARS of a summary that are numbers (NaN and null left out)."""
     out = {}
     for key in FINAL_SCALARS:
-        value = summary.get(key)
+        value = getattr(summary, key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out[key] = float(value)
     return out

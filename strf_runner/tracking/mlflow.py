@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError
+from strf_runner.results.summary import RunSummary
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, short_value, tracker
 
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
@@ -155,9 +156,9 @@ class MLflowTracker(Tracker):
         self._log(metrics=values, step=epoch)
         self.step = epoch
 
-    def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
-        step = int(summary.get("best_epoch") or self.step)
-        self._log(metrics=final_scalars(summary), step=step, tags={"strf.status": "finished", "strf.stop_reason": summary.get("stop_reason")})
+    def finish(self, summary: RunSummary, files: dict[str, Path]) -> None:
+        step = int(summary.best_epoch or self.step)
+        self._log(metrics=final_scalars(summary), step=step, tags={"strf.status": "finished", "strf.stop_reason": summary.stop_reason})
         for name, path in files.items():
             folder = str(Path(name).parent)
             self.client.log_artifact(self.run_id, str(path), None if folder == "." else folder)

@@ -31,12 +31,12 @@ def varying_keys(runs: list[RunRecord]) -> list[str]:
 
 def replay_info(run: RunRecord, group: str, varying: list[str], local_dir: Path) -> RunInfo:
     """A RunInfo for a run on disk, from its config (and summary, when finished)."""
-    summary = run.summary
+    s = run.summary
     tags = {k: str(run.config[k]) for k in sorted(SEED_KEYS) if k in run.config}
-    tags.update({k: str(summary[k]) for k in ("config_hash", "device") if k in summary})
-    dataset = summary.get("dataset") or {}
-    tags.update({k: str(dataset[s]) for k, s in (("dataset", "name"), ("dataset_sha256", "sha256")) if s in dataset})
-    tags.update({k: str(v) for k, v in (summary.get("versions") or {}).items()})
+    if s is not None:
+        dataset = {} if s.dataset is None else {"dataset": s.dataset.name, "dataset_sha256": s.dataset.sha256}
+        found = {"config_hash": s.config_hash, "device": s.device, **dataset, **s.versions}
+        tags.update({k: str(v) for k, v in found.items() if v is not None})
     params = {k: v for k, v in run.config.items() if not volatile(k)}
     return RunInfo(run.path, run.path.name, group, params, tags,
                    varying={k: str(run.config.get(k)) for k in varying}, local_dir=local_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from strf_runner.config import TrackerConfig
+from strf_runner.results.summary import RunSummary
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, tracker
 
 TB_DIR = "tb"
@@ -61,11 +62,11 @@ class TensorBoardTracker(Tracker):
         self.writer.flush()
         self.step = epoch
 
-    def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
+    def finish(self, summary: RunSummary, files: dict[str, Path]) -> None:
         import numpy as np
         import pandas as pd
 
-        step = int(summary.get("best_epoch") or self.step)
+        step = int(summary.best_epoch or self.step)
         for name, value in final_scalars(summary).items():
             self.writer.add_scalar(f"test/{name}", value, step)
         if "neurons.csv" in files:
@@ -74,7 +75,7 @@ class TensorBoardTracker(Tracker):
             if len(scores):
                 self.writer.add_histogram("test/cc_norm_per_neuron", scores, step)
         self._images(files, step)
-        self.writer.add_text("status", f"finished: {summary.get('stop_reason')}, best epoch {summary.get('best_epoch')}")
+        self.writer.add_text("status", f"finished: {summary.stop_reason}, best epoch {summary.best_epoch}")
         self.writer.close()
 
     def fail(self, status: str, error: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from strf_runner.config import TrackerConfig
 from strf_runner.errors import ConfigError
+from strf_runner.results.summary import RunSummary
 from strf_runner.tracking.base import RunInfo, Tracker, final_scalars, short_value, tracker
 
 EXIT_CODES = {"failed": 1, "interrupted": 130}
@@ -80,8 +81,8 @@ class WandbTracker(Tracker):
         self.run.log(values, step=epoch)
         self.step = epoch
 
-    def finish(self, summary: dict[str, Any], files: dict[str, Path]) -> None:
-        self.run.summary.update({**final_scalars(summary), "stop_reason": summary.get("stop_reason"),
+    def finish(self, summary: RunSummary, files: dict[str, Path]) -> None:
+        self.run.summary.update({**final_scalars(summary), "stop_reason": summary.stop_reason,
                                  "status": "finished"})
         self.run.log(self._media(files), step=self.step)
         self.run.finish(exit_code=0)

@@ -420,7 +420,7 @@ def test_arrays_the_file_sizes_are_refused_over_the_memory_limit_before_they_are
 
 @pytest.mark.slow  # 10 s of training; the default suite is at its 10-minute budget
 def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_synth(tmp_path, truth):
-    from strf_runner.config import NWBDatasetConfig
+    from strf_runner.data.nwb import NWBDatasetConfig
     from strf_runner.experiment import run_experiment
     from tests.helpers.runs import tiny_config
 
@@ -432,12 +432,12 @@ def test_a_fit_on_the_converted_recording_recovers_the_ground_truth_as_well_as_s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StrfRunnerWarning)
         on_nwb = run_experiment(cfg, tmp_path / "nwb")
-    synth_score, nwb_score = on_synth.summary["test_mean_cc_norm"], on_nwb.summary["test_mean_cc_norm"]
+    synth_score, nwb_score = on_synth.summary.test_mean_cc_norm, on_nwb.summary.test_mean_cc_norm
     assert synth_score > 0.3 and abs(nwb_score - synth_score) < 0.02, (synth_score, nwb_score)
     np.testing.assert_allclose(on_nwb.neurons["cc_norm"], on_synth.neurons["cc_norm"], atol=0.05)  # neuron by neuron
-    provenance = on_nwb.summary["dataset"]["provenance"]
+    provenance = on_nwb.summary.dataset.provenance
     assert provenance["files"][0]["path"] == str(written.path) and provenance["files"][0]["units"] == 16
-    assert on_nwb.summary["dataset"]["splits"] == {k: truth.splits[k] for k in on_nwb.summary["dataset"]["splits"]}
+    assert on_nwb.summary.dataset.splits == {k: truth.splits[k] for k in on_nwb.summary.dataset.splits}
 
 
 @pytest.mark.slow  # 15 s: two strf-run processes

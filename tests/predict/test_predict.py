@@ -94,8 +94,8 @@ def test_a_sound_file_of_a_stimulus_predicts_like_the_stimulus(runs, case, tmp_p
     unchanged; a spectrogram model gets the native cochleagram recomputed from it, which is how the
     dataset made its spectrogram view, so both routes agree."""
     run = load_run(runs[case])
-    content = read_dataset(run.summary["dataset"]["path"], views=("waveform",))
-    index = run.summary["dataset"]["splits"]["test"][0]
+    content = read_dataset(run.summary.dataset.path, views=("waveform",))
+    index = run.summary.dataset.splits["test"][0]
     wav = tmp_path / "stim.wav"
     soundfile.write(wav, content.stimuli[index].waveform, int(content.audio_fs), subtype="FLOAT")
     from_file = predict_sound(run, open_sound(wav), chunk_s=0.3)
@@ -398,12 +398,12 @@ def test_init_from_starts_from_the_finished_runs_weights(runs, tmp_path):
     torch.manual_seed(123)
     model = build_model(cfg.frontend, cfg.model, train)
     record = warm_start(model, model_info(model, train), cfg.init_from)
-    assert record["config_hash"] == source.summary["config_hash"]
+    assert record["config_hash"] == source.summary.config_hash
     for key, value in source.model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
 
     result = run_experiment(cfg, tmp_path / "finetuned")
-    assert result.summary["init_from"]["path"] == str(source.path.resolve())
+    assert result.summary.init_from["path"] == str(source.path.resolve())
 
     cfg.model = LinearModelConfig()
     with pytest.raises(ConfigError, match=r"init_from=.*differs from this one in readout\.name: 'statenet' there, 'linear' here"):

@@ -23,7 +23,8 @@ from strf_runner.errors import ResultsError
 from strf_runner.experiment import run_experiment
 from strf_runner.frontends.leaf import LeafFrontendConfig
 from strf_runner.models.statenet import StateNetModelConfig
-from strf_runner.results.load import RUN_FORMAT_VERSION, load_run, run_dataset
+from strf_runner.results.load import load_run, run_dataset
+from strf_runner.results.rundir import RUN_FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def finished(tmp_path_factory):
 def test_reloaded_model_reproduces_the_test_scores(finished):
     run = load_run(finished.run_dir)
     assert not run.model.training and run.neuron_ids == list(finished.neurons["id"])
-    assert run.info["view"] == "waveform" and run.summary["n_params"] == run.model.n_params()
-    content = read_dataset(finished.summary["dataset"]["path"])
-    test = NeuralDataset(content, "waveform", finished.summary["dataset"]["splits"]["test"])
+    assert run.info["view"] == "waveform" and run.summary.n_params == run.model.n_params()
+    content = read_dataset(finished.summary.dataset.path)
+    test = NeuralDataset(content, "waveform", finished.summary.dataset.splits["test"])
     with torch.no_grad():
         pred = torch.stack([run.model(it.stim[None])[0] for it in test.items])
     scores = metrics.score_neurons(pred, torch.stack([it.responses for it in test.items]))
@@ -164,5 +165,5 @@ def test_run_dataset_refuses_neuron_ids_the_dataset_does_not_hold(finished, tmp_
     loaded = load_run(run)  # as many ids as the model has neurons: only the dataset can tell
     assert refusal(run_dataset, loaded) == (
         f"{run / 'model.json'}: key 'neuron_ids' lists 16 neurons the run's dataset "
-        f"{finished.summary['dataset']['path']} does not hold (e.g. 'other_n000'): {RESTORE}"
+        f"{finished.summary.dataset.path} does not hold (e.g. 'other_n000'): {RESTORE}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ import torch
 from strf_runner.errors import ResultsError
 from strf_runner.metrics import NeuronScores
 from strf_runner.results.rundir import RunDir, atomic_write_text
+from strf_runner.results.summary import RunSummary
 from strf_runner.results.tables import neuron_table, score_summary
 
 
@@ -32,7 +34,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
 def test_finished_run_is_never_overwritten(tmp_path):
     run = RunDir(tmp_path / "run")
     run.claim()
-    run.write_summary({"test_mean_cc_norm": 0.5})
+    run.write_summary(RunSummary(test_mean_cc_norm=0.5))
     before = (tmp_path / "run" / "summary.json").read_text()
     with pytest.raises(ResultsError, match="already holds a finished run"):
         RunDir(tmp_path / "run").claim()
@@ -49,11 +51,23 @@ def test_unfinished_run_dir_can_be_claimed(tmp_path):
     assert not (tmp_path / "run" / "run.lock").exists() and (tmp_path / "run" / "config.yaml").read_text() == "x: 1"
 
 
-def test_summary_json_has_null_for_nan(tmp_path):
+def test_summary_json_has_null_for_nan_and_reads_back_as_nan(tmp_path):
     run = RunDir(tmp_path)
-    run.write_summary({"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2.0}})
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"format_version": 1, "a": None, "b": [1.0, None],
-                                                                   "c": {"d": 2.0}}
+    run.write_json("x.json", {"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2.0}})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [1.0, None], "c": {"d": 2.0}}
+    run.write_summary(RunSummary(test_mean_cc_norm=math.nan, n_params=3, best_score=0.5))
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["test_mean_cc_norm"] is None and written["best_val_cc_norm"] == 0.5 and "resumed_from_epoch" not in written
+    back = run.summary()
+    assert math.isnan(back.test_mean_cc_norm) and back.n_params == 3 and back.best_score == 0.5
+
+
+@pytest.mark.parametrize("edit, key", [({"n_params": "many"}, "n_params"), ({"dataset": {"splits": [1]}}, "dataset.splits"),
+                                       ({"folds": [{"fold": 0}]}, "folds[0].path")])
+def test_a_summary_value_of_the_wrong_type_names_the_file_and_key(tmp_path, edit, key):
+    (tmp_path / "summary.json").write_text(json.dumps({"format_version": 1, "test_mean_cc_norm": 0.5, **edit}))
+    with pytest.raises(ResultsError, match=rf"summary.json: key '{re.escape(key)}' (must be|is missing)"):
+        RunDir(tmp_path).summary()
 
 
 def test_neuron_table_keeps_every_neuron_and_summary_ignores_invalid():

@@ -131,7 +131,7 @@ def test_gradient_clipping_bounds_every_step(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim.AdamW, "step", step)
     cfg = tiny_config(tmp_path, max_epochs=2)
     cfg.trainer.grad_clip = 1e-3
-    assert run_experiment(cfg, tmp_path / "clipped").summary["epochs_run"] == 2
+    assert run_experiment(cfg, tmp_path / "clipped").summary.epochs_run == 2
     assert len(norms) == 2 * 4 and max(norms) <= 1e-3 * (1 + 1e-5)
     norms.clear()
     run_experiment(tiny_config(tmp_path, max_epochs=2), tmp_path / "free")

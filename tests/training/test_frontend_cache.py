@@ -50,7 +50,7 @@ def test_cached_and_uncached_fits_are_identical(tmp_path, arm):
     pd.testing.assert_frame_equal(runs[True].neurons, runs[False].neurons, check_exact=True)
     a, b = (torch.load(r.run_dir / "best.pt", weights_only=True)["state_dict"] for r in runs.values())
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert runs[True].summary["config_hash"] == runs[False].summary["config_hash"]
+    assert runs[True].summary.config_hash == runs[False].summary.config_hash
 
 
 def test_the_cache_is_used_only_where_it_is_exact(tmp_path):
