@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -24,8 +23,8 @@ from rich.console import Console
 
 from strf_runner.compose import register_configs
 from strf_runner.config import RunConfig, TrackerConfig, resolve_config
-from strf_runner.entry import error_line, one_line_errors, version_line
-from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError, print_warnings_as_lines
+from strf_runner.entry import error_line, one_line_errors, setup, version_line
+from strf_runner.errors import ConfigError, StrfRunnerError, TrainingError
 from strf_runner.exit_status import INTERRUPTED, REFUSED, RUN_FAILED, SWEEP_JOBS
 from strf_runner.results.rundir import ANALYSIS, FAILED, HYDRA_RECORD, LAST_STATE, RunDir
 from strf_runner.results.summary import RunSummary
@@ -228,10 +227,6 @@ def with_fold_sweep(args: list[str]) -> list[str]:
     return [*args, f"cv.fold={','.join(map(str, range(folds)))}"]
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Console entry point of ``strf-run``."""
     if "--version" in sys.argv[1:]:  # before Hydra, which would read it as an override
@@ -241,10 +236,8 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"
+    setup(PROG, trains=True)
     register_configs()
-    print_warnings_as_lines(PROG)
-    signal.signal(signal.SIGTERM, _terminate)  # SLURM preemption, kill: stop like Ctrl-C, state kept
     try:
         with one_line_errors(PROG, HydraException, OmegaConfBaseException, ValueError, AssertionError,
                              show_traceback=show_traceback):
@@ -310,7 +303,7 @@ def report_parser() -> argparse.ArgumentParser:
 def report_main(argv: list[str] | None = None) -> None:
     """Console entry point of ``strf-report``: aggregate finished sweeps (or any folders of runs)."""
     args = report_parser().parse_args(argv)
-    print_warnings_as_lines("strf-report")
+    setup("strf-report")
     from strf_runner.display import wide_console
     from strf_runner.sweep import report
 
@@ -356,7 +349,7 @@ def analyze_parser() -> argparse.ArgumentParser:
 def analyze_main(argv: list[str] | None = None) -> None:
     """Console entry point of ``strf-analyze``: interpretability figures, tables and audio of finished runs."""
     args = analyze_parser().parse_args(argv)
-    print_warnings_as_lines("strf-analyze")
+    setup("strf-analyze")
     from strf_runner.analysis.run_analysis import analyze_run
     from strf_runner.results.cv import chosen_fold
 
@@ -412,7 +405,7 @@ def predict_main(argv: list[str] | None = None) -> None:
 
     parser = predict_parser()
     args = parser.parse_args(argv)
-    print_warnings_as_lines("strf-predict")
+    setup("strf-predict")
     if not args.wav and not args.dataset_stimulus:
         parser.error("give at least one --wav FILE or --dataset-stimulus INDEX")
     import numpy as np

@@ -7,7 +7,6 @@ list of overrides without a command line (strf-bench's epoch rows, tests).
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_module
@@ -29,9 +28,7 @@ def register_configs() -> None:
     ``schema_<group>_<name>``, which a YAML option names in its defaults list
     (``/schema_frontend_leaf@_here_``; a tracker's ``/schema_logger_mlflow@mlflow``), and, for an entry
     without a YAML option under conf/<group>/, the option ``<group>=<name>`` itself: the schema's defaults.
-    Top-level schema names keep them out of the group listing in --help. Also makes the project's own
-    Hydra plugins findable (``show_plugins``)."""
-    show_plugins()
+    Top-level schema names keep them out of the group listing in --help."""
     cs = ConfigStore.instance()
     cs.store(name="schema_run", node=RunConfig)
     cs.store(name="schema_trainer", node=TrainerConfig)
@@ -74,17 +71,6 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
-
-
-def show_plugins() -> None:
-    """Put the repository's ``hydra_plugins/`` (strf-runner's SLURM launcher) on the namespace path that
-    Hydra's plugin scan walks. A wheel installs it into site-packages, where the scan finds it anyway;
-    an editable install maps it through setuptools' import hook, which the scan (pkgutil) cannot see."""
-    import hydra_plugins
-
-    here = Path(__file__).resolve().parent.parent / "hydra_plugins"
-    if here.is_dir() and str(here) not in list(hydra_plugins.__path__):
-        hydra_plugins.__path__.append(str(here))
 
 
 def compose_config(overrides: list[str]) -> RunConfig:

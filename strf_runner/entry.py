@@ -1,11 +1,15 @@
-"""What every console entry point shares: an error a user caused is one line, ``<prog>: error: ...``,
-exit status 2, never a traceback from deep inside a library."""
+"""What every console entry point shares: its process-wide setup (``setup``), ``--version``, and errors
+a user caused as one line, ``<prog>: error: ...``, exit status 2, never a traceback from deep inside a
+library."""
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import os
+import signal
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -13,12 +17,47 @@ from typing import Iterator
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from strf_runner import __version__
-from strf_runner.errors import StrfRunnerError
+from strf_runner.errors import StrfRunnerError, StrfRunnerWarning
 
 
 def version_line(prog: str) -> str:
     """What ``<prog> --version`` prints: the command and strf-runner's version (pyproject.toml's)."""
     return f"{prog} {__version__}"
+
+
+def setup(prog: str, *, trains: bool = False) -> None:
+    """All that a console entry point changes for its whole process, done once at its start: every
+    warning is one line on stderr, ``<prog>: warning: <message>``, and the project's own are shown every
+    time (a sweep runs many runs in one process); Hydra's plugin scan sees strf-runner's plugins
+    (``show_plugins``). ``trains`` (strf-run): SIGTERM (SLURM preemption, kill) stops the run as Ctrl-C
+    does, its last finished epoch kept, and Hydra raises its errors for ``one_line_errors`` to print
+    (HYDRA_FULL_ERROR=1) instead of printing them itself."""
+    show_plugins()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 (warnings' signature)
+        kind = "" if issubclass(category, StrfRunnerWarning) else f" ({category.__name__})"
+        print(f"{prog}: warning{kind}: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", StrfRunnerWarning)
+    if trains:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def show_plugins() -> None:
+    """Put the repository's ``hydra_plugins/`` (strf-runner's SLURM launcher and sweeper) on the namespace
+    path that Hydra's plugin scan walks. A wheel installs it into site-packages, where the scan finds it
+    anyway; an editable install maps it through setuptools' import hook, which the scan (pkgutil) cannot see."""
+    import hydra_plugins
+
+    here = Path(__file__).resolve().parent.parent / "hydra_plugins"
+    if here.is_dir() and str(here) not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(str(here))
 
 
 @contextmanager

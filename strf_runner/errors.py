@@ -2,11 +2,8 @@
 
 Every error a user can cause (bad config, bad data, a run dir in the way) is one of these, with a
 one-line message that names the key, file or shape at fault. The CLI prints them without a traceback,
-and warnings as one line each (``print_warnings_as_lines``).
+and warnings as one line each (``entry.setup``).
 """
-
-import sys
-import warnings
 
 
 class StrfRunnerError(Exception):
@@ -40,15 +37,3 @@ class AudioError(StrfRunnerError, ValueError):
 class StrfRunnerWarning(UserWarning):
     """Something a user should know that does not stop the work (a tiny split, data without repeats,
     a sound missing the model's upper bands). The CLIs print it as one line: ``<prog>: warning: ...``."""
-
-
-def print_warnings_as_lines(prog: str) -> None:
-    """Show every warning as one line on stderr, ``<prog>: warning: <message>`` (no source line, no
-    file path), and show the project's own warnings every time (a sweep runs many runs in one process)."""
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 (warnings' signature)
-        kind = "" if issubclass(category, StrfRunnerWarning) else f" ({category.__name__})"
-        text = " ".join(str(message).split())
-        print(f"{prog}: warning{kind}: {text}", file=file or sys.stderr)
-
-    warnings.showwarning = show
-    warnings.simplefilter("always", StrfRunnerWarning)

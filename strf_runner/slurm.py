@@ -94,7 +94,11 @@ class SurvivingJobs:
         return returns
 
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-        """Submit the sweep as one job array (the plugin's executor and parameters); its jobs, not waited for."""
+        """Submit the sweep as one job array; its jobs, not waited for. The executor and its parameters are
+        built as the plugin's ``launch`` builds them (nested parameters, ``additional_parameters`` and
+        ``setup``, arrive as plain containers from its ``__init__``): that method submits and waits in one
+        step, with no hook between the two, so this is the part of it that has to be restated. What differs
+        is only the sbatch refusal in one line."""
         import submitit
         from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 

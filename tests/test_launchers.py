@@ -240,6 +240,16 @@ def test_slurm_config_renders_the_expected_sbatch_script(tmp_path, monkeypatch):
     assert "--account" not in script and "--gres" not in script
 
 
+def test_nested_launcher_parameters_reach_the_sbatch_script_as_submitit_passes_them(tmp_path, monkeypatch):
+    """A mapping (additional_parameters) and a list (setup) given on the command line arrive as the plugin's
+    own launcher passes them: OmegaConf containers turned into plain ones, one #SBATCH line per key."""
+    script = render_sbatch(["hydra/launcher=slurm", "+hydra.launcher.additional_parameters={comment: nested, mail-type: END}",
+                            "hydra.launcher.setup=['export STRF_NESTED=1']"], 2, tmp_path, monkeypatch)
+    lines = script.splitlines()
+    assert "#SBATCH --comment=nested" in lines and "#SBATCH --mail-type=END" in lines
+    assert "export STRF_NESTED=1" in lines
+
+
 def test_slurm_requests_follow_the_trainer_unless_given(tmp_path, monkeypatch):
     script = render_sbatch(["hydra/launcher=slurm", "device=cpu", "trainer.threads=2"], 2, tmp_path, monkeypatch)
     flags = [line for line in script.splitlines() if line.startswith("#SBATCH")]

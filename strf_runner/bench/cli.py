@@ -28,8 +28,8 @@ from rich.table import Table
 
 from strf_runner.atomic import atomic_path
 from strf_runner.bench.names import DIRECT, TORCH_RNN
-from strf_runner.entry import version_line
-from strf_runner.errors import ConfigError, print_warnings_as_lines
+from strf_runner.entry import setup, version_line
+from strf_runner.errors import ConfigError
 
 SINC_ENV = "sincnet[envelope=true,kernel_size=753,envelope_ms=10]"  # the seed study's SincNet arm
 REFERENCES = {  # each FFT-filtering row and its direct-convolution twin (same kernels, conv1d)
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(kind, args.child_frontend or args.child_epoch, args)))
         return
 
-    print_warnings_as_lines("strf-bench")
+    setup("strf-bench")
     try:
         args.device = bench_device(args.device)
     except ConfigError as err:

@@ -62,7 +62,8 @@ def job_id(sweep_dir: Path) -> str:
 
 def test_a_2x2_sweep_runs_as_one_job_array_and_aggregates(slurm, tmp_path):
     out = tmp_path / "sweep"
-    proc = sweep(slurm, [*SMALL, "trainer=smoke", "seed=0,1", "model=linear,ln", f"hydra.sweep.dir={out}"],
+    nested = ["+hydra.launcher.additional_parameters={comment: strf-nested}", "hydra.launcher.setup=['export STRF_NESTED=1']"]
+    proc = sweep(slurm, [*SMALL, *nested, "trainer=smoke", "seed=0,1", "model=linear,ln", f"hydra.sweep.dir={out}"],
                  tmp_path / "cache", tmp_path)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
@@ -75,6 +76,8 @@ def test_a_2x2_sweep_runs_as_one_job_array_and_aggregates(slurm, tmp_path):
     script = next((out / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --array=0-3%4" in script and "#SBATCH --cpus-per-task=1" in script  # trainer.threads
     assert "gpus" not in script and "gres" not in script  # device=cpu asks for no GPU
+    assert "#SBATCH --comment=strf-nested" in script.splitlines() and "export STRF_NESTED=1" in script.splitlines()
+    assert "strf-nested" in slurm.run("squeue", "-h", "-t", "all", "-j", job, "-o", "%k")  # SLURM holds the comment
 
 
 def test_a_cross_validated_sweep_runs_its_folds_as_tasks_and_compares_arms_on_cv_scores(slurm, tmp_path):
