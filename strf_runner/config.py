@@ -116,6 +116,26 @@ class TrainerConfig:
     grad_clip: Optional[float] = None  # max global gradient norm per step; null: no clipping
     cache_frontend: bool = True  # compute a fixed front-end stage once per stimulus (same numbers, faster)
 
+    def check(self) -> None:
+        """ConfigError naming the key for the first value out of range (the Fitter and ``validate`` both
+        call it; the loss and monitor names are the Fitter's to check, as it holds their tables)."""
+        t = self
+        checks = [
+            (t.lr is None or 0 < t.lr < math.inf, "lr", t.lr, "must be a finite number > 0 (or null: the front-end's lr)"),
+            (0 <= t.weight_decay < math.inf, "weight_decay", t.weight_decay, "must be a finite number >= 0"),
+            (t.max_epochs >= 1, "max_epochs", t.max_epochs, "must be >= 1"),
+            (t.patience >= 1, "patience", t.patience, "must be >= 1"),
+            (0 <= t.min_delta < math.inf, "min_delta", t.min_delta, "must be a finite number >= 0"),
+            (t.batch_size >= 1, "batch_size", t.batch_size, "must be >= 1"),
+            (t.mode in ("max", "min"), "mode", t.mode, "must be 'max' or 'min'"),
+            (t.threads is None or t.threads >= 1, "threads", t.threads, "must be >= 1 or null"),
+            (t.grad_clip is None or 0 < t.grad_clip < math.inf, "grad_clip", t.grad_clip,
+             "must be a finite number > 0 or null"),
+        ]
+        for ok, key, value, why in checks:
+            if not ok:
+                raise ConfigError(f"trainer.{key}={value!r} {why}")
+
 
 @dataclass
 class TrackerConfig:
@@ -196,18 +216,9 @@ def resolve_config(cfg: Any) -> ResolvedConfig:
 def validate(cfg: RunConfig) -> None:
     """Check values a user is likely to get wrong; raise ConfigError naming the key."""
     t = cfg.trainer
+    t.check()
     checks = [
-        (t.lr is None or 0 < t.lr < math.inf, "trainer.lr", t.lr, "must be a finite number > 0 (or null: the front-end's lr)"),
         (0 < cfg.frontend.lr < math.inf, "frontend.lr", cfg.frontend.lr, "must be a finite number > 0"),
-        (0 <= t.weight_decay < math.inf, "trainer.weight_decay", t.weight_decay, "must be a finite number >= 0"),
-        (t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "must be >= 1"),
-        (t.patience >= 1, "trainer.patience", t.patience, "must be >= 1"),
-        (0 <= t.min_delta < math.inf, "trainer.min_delta", t.min_delta, "must be a finite number >= 0"),
-        (t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1"),
-        (t.mode in ("max", "min"), "trainer.mode", t.mode, "must be 'max' or 'min'"),
-        (t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "must be >= 1 or null"),
-        (t.grad_clip is None or 0 < t.grad_clip < math.inf, "trainer.grad_clip", t.grad_clip,
-         "must be a finite number > 0 or null"),
         (_device_kind(t.device) in DEVICES, "trainer.device", t.device, f"must be one of {DEVICES} (or cuda:N)"),
         (cfg.seed >= 0, "seed", cfg.seed, "must be >= 0"),
         (cfg.data_seed >= 0, "data_seed", cfg.data_seed, "must be >= 0"),

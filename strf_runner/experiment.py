@@ -8,6 +8,7 @@ can call with a ``RunConfig`` built by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -130,21 +131,9 @@ def make_fitter(cfg: RunConfig, model: EncodingModel, run: RunDir | None = None,
     t = cfg.trainer
     optimizer = torch.optim.AdamW(param_groups(model, *learning_rates(cfg)), weight_decay=t.weight_decay)
     max_epochs, patience = epoch_budget(cfg)
-    return Fitter(
-        model,
-        optimizer,
-        loss=t.loss,
-        max_epochs=max_epochs,
-        patience=patience,
-        min_delta=t.min_delta,
-        monitor=monitor or t.monitor,
-        mode=t.mode,
-        track_train_metrics=t.track_train_metrics,
-        checkpoint_path=run.checkpoint if run is not None else None,
-        on_epoch_end=on_epoch_end,
-        grad_clip=t.grad_clip,
-        state_path=run.last_state if run is not None else None,
-    )
+    recipe = dataclasses.replace(t, max_epochs=max_epochs, patience=patience, monitor=monitor or t.monitor)
+    return Fitter(model, optimizer, recipe, checkpoint_path=run.checkpoint if run is not None else None,
+                  on_epoch_end=on_epoch_end, state_path=run.last_state if run is not None else None)
 
 
 def resume_state(resolved: ResolvedConfig, run: RunDir, data: DataIdentity) -> FitState | None:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from strf_runner import metrics
+from strf_runner.config import TrainerConfig
 from strf_runner.data.collate import Batch, DeviceLoader
 from strf_runner.errors import ConfigError, TrainingError
 from strf_runner.frontends.base import block_filtering
@@ -206,53 +207,47 @@ EpochCallback = Callable[[EpochRecord, float, "int | None", int], None]
 class Fitter:
     """Fits a model with early stopping on a monitored validation score and best-val restore.
 
+    trainer: the recipe (loss, budget, early stopping, clipping), as the run resolved it: a readout's own
+    budget and a monitor that fell back to val_cc already in it (``experiment.make_fitter``).
     checkpoint_path: where the best state is saved on each improvement and restored from at the end.
     on_epoch_end: called with (record, best_score, best_epoch, max_epochs) after every epoch (progress
-    display).
+    display). state_path: where the whole training state goes after every epoch (resume).
     """
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        loss: str = "mse",
-        max_epochs: int = 100,
-        patience: int = 30,
-        min_delta: float = 0.0,
-        monitor: str = "val_cc_norm",
-        mode: str = "max",
-        track_train_metrics: bool = True,
+        trainer: TrainerConfig,
         checkpoint_path: str | Path | None = None,
         on_epoch_end: EpochCallback | None = None,
-        grad_clip: float | None = None,
         state_path: str | Path | None = None,
     ) -> None:
-        if loss not in metrics.LOSSES:
-            raise ConfigError(f"trainer.loss={loss!r} is not one of {sorted(metrics.LOSSES)}")
-        if monitor not in MONITORS:
-            raise ConfigError(f"trainer.monitor={monitor!r} is not one of {list(MONITORS)}")
-        if mode not in ("max", "min"):
-            raise ConfigError(f"trainer.mode={mode!r} must be 'max' or 'min'")
-        if max_epochs < 1 or patience < 1:
-            raise ConfigError(f"trainer.max_epochs and trainer.patience must be >= 1, got {max_epochs}, {patience}")
-        if grad_clip is not None and not grad_clip > 0:
-            raise ConfigError(f"trainer.grad_clip must be > 0 or null, got {grad_clip}")
-        self.model, self.optimizer = model, optimizer
-        self.loss_fn = metrics.LOSSES[loss]
-        self.max_epochs, self.patience, self.min_delta = max_epochs, patience, min_delta
-        self.monitor, self.mode = monitor, mode
-        self.track_train_metrics = track_train_metrics
+        trainer.check()
+        if trainer.loss not in metrics.LOSSES:
+            raise ConfigError(f"trainer.loss={trainer.loss!r} is not one of {sorted(metrics.LOSSES)}")
+        if trainer.monitor not in MONITORS:
+            raise ConfigError(f"trainer.monitor={trainer.monitor!r} is not one of {list(MONITORS)}")
+        self.model, self.optimizer, self.trainer = model, optimizer, trainer
+        self.loss_fn = metrics.LOSSES[trainer.loss]
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.on_epoch_end = on_epoch_end
-        self.grad_clip = grad_clip
         self.state_path = Path(state_path) if state_path is not None else None
+
+    @property
+    def monitor(self) -> str:
+        return self.trainer.monitor
+
+    @property
+    def max_epochs(self) -> int:
+        return self.trainer.max_epochs
 
     def improved(self, score: float, best: float) -> bool:
         if math.isnan(score):
             return False
-        if self.mode == "max":
-            return score > best + self.min_delta
-        return score < best - self.min_delta
+        if self.trainer.mode == "max":
+            return score > best + self.trainer.min_delta
+        return score < best - self.trainer.min_delta
 
     def fit(self, train: DeviceLoader, val: DeviceLoader, resume: FitState | None = None) -> FitResult:
         """Train until max_epochs or patience; restore the best weights.
@@ -261,15 +256,15 @@ class Fitter:
         history, every random generator) is saved to ``state_path``; ``resume`` continues from such a
         state and ends exactly where an uninterrupted fit would have.
         """
-        train_target = loader_target(train) if self.track_train_metrics else None
+        train_target = loader_target(train) if self.trainer.track_train_metrics else None
         val_target = loader_target(val)
-        state = resume or FitState(best=-math.inf if self.mode == "max" else math.inf)
+        state = resume or FitState(best=-math.inf if self.trainer.mode == "max" else math.inf)
         if resume is not None:
             resume.restore(self.model, self.optimizer, train)
         started, earlier = time.perf_counter(), state.wall_time_s
         stop_reason = "max_epochs"
         for epoch in range(state.epoch + 1, self.max_epochs + 1):
-            if state.stale >= self.patience:
+            if state.stale >= self.trainer.patience:
                 break
             start = time.perf_counter()
             train_loss, train_cc_norm = self._train_epoch(train, epoch, train_target)
@@ -302,7 +297,7 @@ class Fitter:
                 record.seconds = time.perf_counter() - start
             if self.on_epoch_end is not None:
                 self.on_epoch_end(record, state.best, state.best_epoch, self.max_epochs)
-        if state.stale >= self.patience:
+        if state.stale >= self.trainer.patience:
             stop_reason = "patience"
         if self.checkpoint_path is not None and state.best_epoch is not None:
             load_checkpoint(self.checkpoint_path, self.model)
@@ -327,8 +322,8 @@ class Fitter:
             pred = forward_batch(self.model, batch)
             loss = self.loss_fn(pred, batch["psth"])
             loss.backward()
-            if self.grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            if self.trainer.grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, self.trainer.grad_clip)
             else:
                 norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in (p.grad for p in params) if g is not None]))
             bad_grads += ~torch.isfinite(norm)

@@ -9,7 +9,9 @@ import math
 
 import pytest
 import torch
+from tests.helpers.runs import tiny_config
 
+from strf_runner.config import TrainerConfig
 from strf_runner.data.collate import DeviceLoader
 from strf_runner.data.dataset import split_datasets
 from strf_runner.errors import ConfigError, TrainingError
@@ -19,7 +21,6 @@ from strf_runner.models.encoding import EncodingModel
 from strf_runner.models.linear import LinearSTRF
 from strf_runner.training.checkpoint import load_checkpoint
 from strf_runner.training.fitter import FitState, Fitter, evaluate
-from tests.helpers.runs import tiny_config
 
 
 def make_fit(content, tmp_path, seed=0, lr=0.05, **kwargs):
@@ -32,7 +33,7 @@ def make_fit(content, tmp_path, seed=0, lr=0.05, **kwargs):
         snapshots[record.epoch] = copy.deepcopy(model.state_dict())
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    fitter = Fitter(model, opt, checkpoint_path=tmp_path / "best.pt", on_epoch_end=snapshot, **kwargs)
+    fitter = Fitter(model, opt, TrainerConfig(**kwargs), checkpoint_path=tmp_path / "best.pt", on_epoch_end=snapshot)
     train = DeviceLoader(sets["train"], shuffle=True, generator=torch.Generator().manual_seed(seed))
     result = fitter.fit(train, DeviceLoader(sets["val"]))
     return model, result, snapshots, sets
@@ -79,13 +80,13 @@ def test_fit_is_deterministic(tmp_path, content_factory):
 def test_improvement_rule():
     model = LinearSTRF(2, 2, 2)
     opt = torch.optim.AdamW(model.parameters())
-    fmax = Fitter(model, opt, mode="max", min_delta=0.1)
+    fmax = Fitter(model, opt, TrainerConfig(mode="max", min_delta=0.1))
     assert fmax.improved(0.5, -math.inf)
     assert not fmax.improved(0.55, 0.5)  # not more than min_delta
     assert not fmax.improved(0.6, 0.5)  # equal to best + min_delta is not strict
     assert fmax.improved(0.61, 0.5)
     assert not fmax.improved(math.nan, -math.inf)
-    fmin = Fitter(model, opt, mode="min", monitor="val_loss")
+    fmin = Fitter(model, opt, TrainerConfig(mode="min", monitor="val_loss"))
     assert fmin.improved(0.4, 0.5) and not fmin.improved(0.5, 0.5) and not fmin.improved(math.nan, math.inf)
 
 
@@ -141,9 +142,9 @@ def test_gradient_clipping_bounds_every_step(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, key",
     [({"loss": "l1"}, "trainer.loss"), ({"monitor": "val_acc"}, "trainer.monitor"), ({"mode": "up"}, "trainer.mode"),
-     ({"patience": 0}, "trainer.max_epochs and trainer.patience")],
+     ({"patience": 0}, "trainer.patience=0 must be >= 1"), ({"grad_clip": -1.0}, "trainer.grad_clip")],
 )
 def test_bad_options_name_the_key(kwargs, key):
     model = LinearSTRF(2, 2, 2)
     with pytest.raises(ConfigError, match=key):
-        Fitter(model, torch.optim.AdamW(model.parameters()), **kwargs)
+        Fitter(model, torch.optim.AdamW(model.parameters()), TrainerConfig(**kwargs))
