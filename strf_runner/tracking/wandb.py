@@ -11,6 +11,7 @@ figures as images. Offline runs live in ``<run dir>/wandb/offline-run-*-<id>`` (
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -71,7 +72,10 @@ class WandbTracker(Tracker):
         identifier = run_id(str(info.run_dir.resolve()))
         config = {k: short_value(v) for k, v in info.params.items()}
         config.update({f"strf.{k}": v for k, v in info.tags.items()})
-        self.run = self._init(self.directory(info.local_dir or info.run_dir), id=identifier, name=info.name,
+        directory = self.directory(info.local_dir or info.run_dir)
+        if self.mode == "offline":
+            wait_for_a_new_folder(directory / "wandb", identifier)
+        self.run = self._init(directory, id=identifier, name=info.name,
                               group=wandb_group(info.group), job_type="run", config=config,
                               tags=[f"{k}={v}"[:64] for k, v in info.varying.items()])
         self.run.summary["status"] = "resumed" if info.resumed else "running"
@@ -120,3 +124,11 @@ class WandbTracker(Tracker):
             elif path.suffix == ".png":
                 media[name.removesuffix(".png")] = wandb.Image(str(path))
         return media
+
+
+def wait_for_a_new_folder(wandb_dir: Path, identifier: str) -> None:
+    """W&B names an offline session's folder ``offline-run-<YYYYmmdd_HHMMSS>-<run id>``: a resumed run that
+    starts within the second its earlier session started would write into that session's folder and
+    replace its file. Wait (under a second) until the clock names a folder that does not exist yet."""
+    while (wandb_dir / f"offline-run-{time.strftime('%Y%m%d_%H%M%S')}-{identifier}").exists():
+        time.sleep(0.05)

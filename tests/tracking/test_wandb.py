@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +21,7 @@ from wandb.proto import wandb_internal_pb2  # in the test extra: never skipped
 from strf_runner.experiment import run_experiment
 from strf_runner.identity import flatten, volatile
 from strf_runner.tracking.base import EPOCH_SCALARS, short_value
-from strf_runner.tracking.wandb import WandbLoggerConfig
-from strf_runner.tracking.wandb import run_id
+from strf_runner.tracking.wandb import WandbLoggerConfig, run_id, wait_for_a_new_folder
 
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -116,3 +116,12 @@ def test_a_resumed_run_appends_to_the_same_wandb_run(tmp_path):
     assert sorted(first["history"]) == [1, 2] and sorted(second["history"]) == [3, 4, 5]
     assert first["exit"] == 130 and first["summary"]["status"] == "interrupted"
     assert second["exit"] == 0 and second["summary"]["status"] == "finished"
+
+
+def test_a_session_never_reuses_the_folder_of_one_that_started_in_the_same_second(tmp_path):
+    """W&B names an offline session's folder by the second it started: a resume within that second must
+    wait for the next one rather than write over the earlier session's file."""
+    taken = tmp_path / f"offline-run-{time.strftime('%Y%m%d_%H%M%S')}-abc"
+    taken.mkdir()
+    wait_for_a_new_folder(tmp_path, "abc")
+    assert not (tmp_path / f"offline-run-{time.strftime('%Y%m%d_%H%M%S')}-abc").exists()
