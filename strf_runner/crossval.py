@@ -13,7 +13,7 @@ import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from strf_runner.config import ResolvedConfig, RunConfig, resolve_config
 from strf_runner.data.loading import check_cv
