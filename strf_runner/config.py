@@ -132,9 +132,7 @@ class TrainerConfig:
             (t.grad_clip is None or 0 < t.grad_clip < math.inf, "grad_clip", t.grad_clip,
              "must be a finite number > 0 or null"),
         ]
-        for ok, key, value, why in checks:
-            if not ok:
-                raise ConfigError(f"trainer.{key}={value!r} {why}")
+        raise_first_failure(checks, "trainer.")
 
 
 @dataclass
@@ -232,9 +230,7 @@ def validate(cfg: RunConfig) -> None:
             checks.append((value >= 1, f"model.{key}", value, "must be >= 1"))
     m_lr = cfg.model.lr
     checks.append((m_lr is None or 0 < m_lr < math.inf, "model.lr", m_lr, "must be a finite number > 0 or null"))
-    for ok, key, value, why in checks:
-        if not ok:
-            raise ConfigError(f"{key}={value!r} {why}")
+    raise_first_failure(checks)
     for options in (cfg.dataset, cfg.frontend, cfg.model, *(o for o in cfg.logger.values() if o is not None)):
         options.check()
     validate_cv(cfg)
@@ -294,6 +290,13 @@ def epoch_budget(cfg: RunConfig) -> tuple[int, int]:
     m, t = cfg.model, cfg.trainer
     return (m.max_epochs if m.max_epochs is not None else t.max_epochs,
             m.patience if m.patience is not None else t.patience)
+
+
+def raise_first_failure(checks: list[tuple[bool, str, Any, str]], prefix: str = "") -> None:
+    """ConfigError ``<prefix><key>=<value> <why>`` for the first check (ok, key, value, why) that failed."""
+    for ok, key, value, why in checks:
+        if not ok:
+            raise ConfigError(f"{prefix}{key}={value!r} {why}")
 
 
 def require_at_least_one(options: Any, group: str, keys: tuple[str, ...]) -> None:
