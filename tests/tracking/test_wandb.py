@@ -37,6 +37,8 @@ def records(path: Path) -> list[wandb_internal_pb2.Record]:
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):  # a record still being written
+            break
         if kind == 0:
             pos += left
             continue
@@ -58,8 +60,19 @@ def offline_runs(run_dir: Path) -> list[Path]:
     return sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
 
 
-def read_run(path: Path) -> dict:
-    """The run record, the config, every history row by step, the last summary values, the exit code."""
+def read_run(path: Path, timeout_s: float = 60.0) -> dict:
+    """The run record, the config, every history row by step, the last summary values, the exit code.
+    W&B's service process writes the file after run.finish() has returned, so the file is read again
+    until it holds its run and exit records (a complete session), for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = parse_run(path)
+        if ("run" in out and out["exit"] is not None) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.1)
+
+
+def parse_run(path: Path) -> dict:
     out = {"history": {}, "summary": {}, "config": {}, "exit": None}
     for record in records(path):
         kind = record.WhichOneof("record_type")
